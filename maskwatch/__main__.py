@@ -1,0 +1,5 @@
+import sys
+
+from maskwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,117 @@
+"""The annotation record and the dataset type every format reader produces and every writer consumes.
+
+Boxes are absolute pixel ``x1, y1, x2, y2`` floats, exactly as the source wrote them (VOC coordinates are
+not shifted by a pixel), so any format round-trips to the same pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("maskwatch")
+
+
+@dataclass
+class Annotation:
+    """One image and its labelled boxes."""
+
+    image: Path
+    width: int
+    height: int
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float64))
+    labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.image = Path(self.image)
+        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        self.labels = list(self.labels)
+        if len(self.labels) != len(self.boxes):
+            raise ValueError(f"{self.image}: {len(self.boxes)} boxes but {len(self.labels)} labels")
+
+    @property
+    def stem(self) -> str:
+        return self.image.stem
+
+    def clipped(self) -> tuple[Annotation, int]:
+        """Clip boxes to the image and drop degenerate ones; return the result and how many were dropped.
+
+        Real annotation tools write ``xmax = width + 1`` and zero-size boxes; readers call this so every
+        later stage sees valid boxes.
+        """
+        b = self.boxes.copy()
+        b[:, [0, 2]] = b[:, [0, 2]].clip(0, self.width)
+        b[:, [1, 3]] = b[:, [1, 3]].clip(0, self.height)
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]) & np.isfinite(b).all(axis=1)
+        labels = [lab for lab, k in zip(self.labels, keep, strict=True) if k]
+        return Annotation(self.image, self.width, self.height, b[keep], labels), int((~keep).sum())
+
+
+@dataclass
+class Dataset:
+    """A learning base: records, the ordered class names, and named splits (lists of image stems)."""
+
+    records: list[Annotation]
+    classes: list[str]
+    root: Path | None = None
+    splits: dict[str, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Annotation]:
+        return iter(self.records)
+
+    @property
+    def num_boxes(self) -> int:
+        return sum(len(r.boxes) for r in self.records)
+
+    def subset(self, stems: Sequence[str]) -> Dataset:
+        """The records whose image stem is in ``stems``, in the order of ``stems``."""
+        by_stem = {r.stem: r for r in self.records}
+        missing = [s for s in stems if s not in by_stem]
+        if missing:
+            from maskwatch.errors import MaskwatchError
+
+            raise MaskwatchError(
+                f"split names {len(missing)} image(s) not in the dataset, e.g. {missing[0]!r}"
+            )
+        return Dataset([by_stem[s] for s in stems], list(self.classes), self.root, {})
+
+    def fingerprint(self) -> str:
+        """A short hash of the boxes, labels and image names, stored in checkpoints to tie them to data."""
+        h = hashlib.sha1()
+        for r in sorted(self.records, key=lambda r: r.image.name):
+            h.update(r.image.name.encode())
+            h.update(np.round(r.boxes, 2).tobytes())
+            h.update("|".join(r.labels).encode())
+        return h.hexdigest()[:16]
+
+
+def finalize_records(records: list[Annotation], source: str) -> list[Annotation]:
+    """Clip every record and warn once, with a count, about the degenerate boxes dropped."""
+    out, dropped = [], 0
+    for r in records:
+        c, d = r.clipped()
+        out.append(c)
+        dropped += d
+    if dropped:
+        log.warning("%s: dropped %d degenerate box(es) (zero or negative size after clipping)", source, dropped)
+    return out
+
+
+def classes_in_order(records: Sequence[Annotation], known: Sequence[str] = ()) -> list[str]:
+    """``known`` first, then every other label in order of first appearance."""
+    classes = list(known)
+    seen = set(classes)
+    for r in records:
+        for lab in r.labels:
+            if lab not in seen:
+                seen.add(lab)
+                classes.append(lab)
+    return classes

@@ -1,0 +1,136 @@
+"""Leak-free, stratified train/val/test splits.
+
+Two kinds of images must never straddle splits: near-duplicates (same scene re-encoded or re-cropped,
+found by a 64-bit difference hash) and frames extracted from the same video (named ``<video>_t<ms>``
+by ``maskwatch data frames``). They are grouped first; whole groups are then assigned so that every split
+gets its share of each class, the rarest classes placed first so they appear in every split.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from maskwatch.data.record import Dataset
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import atomic_write
+
+SPLITS = ("train", "val", "test")
+FRAME_STEM = re.compile(r"^(?P<video>.+)_t\d{8}$")
+
+
+def dhash(path: Path, size: int = 8) -> int:
+    """64-bit difference hash: robust to re-encoding and resizing, cheap to compute."""
+    try:
+        with Image.open(path) as im:
+            im.draft("L", (size * 4, size * 4))
+            g = np.asarray(ImageOps.exif_transpose(im).convert("L").resize((size + 1, size), Image.BILINEAR))
+    except OSError as e:
+        raise MaskwatchError(f"{path}: unreadable image ({e})") from None
+    bits = (g[:, 1:] > g[:, :-1]).flatten()
+    return int(sum(1 << i for i, b in enumerate(bits) if b))
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def leakage_groups(ds: Dataset, max_distance: int = 6) -> list[list[int]]:
+    """Indices of records that must stay together: near-duplicate images and frames of one video."""
+    n = len(ds)
+    uf = _UnionFind(n)
+    by_video: dict[str, int] = {}
+    for i, r in enumerate(ds.records):
+        m = FRAME_STEM.match(r.stem)
+        if m:
+            uf.union(i, by_video.setdefault(m["video"], i))
+    hashes = np.array([dhash(r.image) for r in ds.records], dtype=np.uint64)
+    for i in range(n):
+        x = np.bitwise_xor(hashes[i + 1 :], hashes[i])
+        dist = np.array([bin(int(v)).count("1") for v in x]) if len(x) else np.zeros(0)
+        for j in np.nonzero(dist <= max_distance)[0]:
+            uf.union(i, i + 1 + int(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(uf.find(i), []).append(i)
+    return list(groups.values())
+
+
+def split_dataset(ds: Dataset, val: float = 0.15, test: float = 0.15, seed: int = 0) -> dict[str, list[str]]:
+    """Assign every image stem to train/val/test, deterministically for a seed."""
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise MaskwatchError(f"--val {val} and --test {test} must be in [0, 1) and sum to less than 1")
+    fractions = {"train": 1 - val - test, "val": val, "test": test}
+    class_totals = Counter(lab for r in ds for lab in r.labels)
+    rarity = sorted(class_totals, key=lambda c: class_totals[c])
+    groups = leakage_groups(ds)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(groups))
+
+    def rarest(g: list[int]) -> int:
+        labs = {lab for i in g for lab in ds.records[i].labels}
+        return min((rarity.index(c) for c in labs), default=len(rarity))
+
+    order = sorted(order, key=lambda k: rarest(groups[k]))  # stable: random within each rarity level
+    counts = {s: Counter() for s in SPLITS}
+    images = dict.fromkeys(SPLITS, 0)
+    assigned: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for k in order:
+        g = groups[k]
+        labs = Counter(lab for i in g for lab in ds.records[i].labels)
+        active = [s for s in SPLITS if fractions[s] > 0]
+        if labs:
+            c = min(labs, key=lambda c: class_totals[c])
+
+            def deficit(s: str, c: str = c) -> tuple[float, float]:
+                return (
+                    fractions[s] * class_totals[c] - counts[s][c],
+                    fractions[s] * len(ds) - images[s],
+                )
+        else:
+
+            def deficit(s: str) -> tuple[float, float]:
+                return (fractions[s] * len(ds) - images[s], 0.0)
+
+        target = max(active, key=deficit)
+        counts[target].update(labs)
+        images[target] += len(g)
+        assigned[target].extend(ds.records[i].stem for i in g)
+    return {s: sorted(v) for s, v in assigned.items()}
+
+
+def write_split(splits: dict[str, list[str]], out: Path) -> None:
+    for name, stems in splits.items():
+        with atomic_write(out / f"{name}.txt") as f:
+            f.write("".join(f"{s}\n" for s in stems))
+
+
+def read_split_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise MaskwatchError(f"{path}: split file not found")
+    return [Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_split_dir(directory: Path, names: Iterable[str] = SPLITS) -> dict[str, list[str]]:
+    """Read ``train.txt``/``val.txt``/``test.txt`` (whichever exist) from a split folder."""
+    if not directory.is_dir():
+        raise MaskwatchError(f"{directory}: split folder not found")
+    out = {n: read_split_file(directory / f"{n}.txt") for n in names if (directory / f"{n}.txt").is_file()}
+    if not out:
+        raise MaskwatchError(f"{directory}: no train.txt/val.txt/test.txt split files")
+    return out

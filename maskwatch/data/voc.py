@@ -1,0 +1,102 @@
+"""PASCAL VOC XML, as LabelImg and the Kaggle "Face Mask Detection" set write it.
+
+Layouts accepted: ``ROOT/annotations/*.xml`` + ``ROOT/images/*``, or XML files beside their images.
+Coordinates are taken as written; the image size comes from the XML, or from the image header when the
+XML has none.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from maskwatch.data.record import Annotation, Dataset, classes_in_order, finalize_records
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import IMAGE_EXTENSIONS, atomic_write, image_size
+
+
+def voc_xml_files(root: Path) -> list[Path]:
+    ann = root / "annotations" if (root / "annotations").is_dir() else root
+    if (root / "Annotations").is_dir():
+        ann = root / "Annotations"
+    return sorted(ann.glob("*.xml"))
+
+
+def _find_image(xml_path: Path, root: Path, filename: str | None, path_field: str | None) -> Path:
+    stem = Path(filename).stem if filename else xml_path.stem
+    names = [filename] if filename else []
+    names += [stem + ext for ext in IMAGE_EXTENSIONS]
+    dirs = [root / "images", root / "JPEGImages", xml_path.parent, xml_path.parent.parent / "images"]
+    for d in dirs:
+        for n in names:
+            if (d / n).is_file():
+                return d / n
+    if path_field and Path(path_field).is_file():
+        return Path(path_field)
+    raise MaskwatchError(f"{xml_path}: image {filename or stem!r} not found")
+
+
+def _number(node: ET.Element, tag: str, xml_path: Path) -> float:
+    text = node.findtext(tag)
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise MaskwatchError(f"{xml_path}: <{tag}> is missing or not a number ({text!r})") from None
+
+
+def read_voc_file(xml_path: Path, root: Path) -> Annotation:
+    """Parse one LabelImg/VOC XML file."""
+    try:
+        tree = ET.parse(xml_path)
+    except ET.ParseError as e:
+        raise MaskwatchError(f"{xml_path}: malformed XML ({e})") from None
+    node = tree.getroot()
+    image = _find_image(xml_path, root, node.findtext("filename"), node.findtext("path"))
+    w = int(float(node.findtext("size/width") or 0))
+    h = int(float(node.findtext("size/height") or 0))
+    if w <= 0 or h <= 0:
+        w, h = image_size(image)
+    boxes, labels = [], []
+    for obj in node.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        bb = obj.find("bndbox")
+        if not name or bb is None:
+            raise MaskwatchError(f"{xml_path}: <object> without <name> or <bndbox>")
+        boxes.append([_number(bb, t, xml_path) for t in ("xmin", "ymin", "xmax", "ymax")])
+        labels.append(name)
+    return Annotation(image, w, h, boxes, labels)
+
+
+def read_voc(root: Path) -> Dataset:
+    """Read every XML file of a VOC folder."""
+    files = voc_xml_files(root)
+    if not files:
+        raise MaskwatchError(f"{root}: no VOC .xml annotation files found")
+    records = finalize_records([read_voc_file(p, root) for p in files], str(root))
+    return Dataset(records, classes_in_order(records), root)
+
+
+def voc_xml(rec: Annotation, image_name: str) -> str:
+    """The LabelImg-style XML text for one record."""
+    ann = ET.Element("annotation")
+    ET.SubElement(ann, "folder").text = "images"
+    ET.SubElement(ann, "filename").text = image_name
+    size = ET.SubElement(ann, "size")
+    for tag, v in (("width", rec.width), ("height", rec.height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(v)
+    ET.SubElement(ann, "segmented").text = "0"
+    for box, label in zip(rec.boxes, rec.labels, strict=True):
+        obj = ET.SubElement(ann, "object")
+        ET.SubElement(obj, "name").text = label
+        for tag, v in (("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
+            ET.SubElement(obj, tag).text = v
+        bb = ET.SubElement(obj, "bndbox")
+        for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
+            ET.SubElement(bb, tag).text = f"{v:g}"
+    ET.indent(ann)
+    return ET.tostring(ann, encoding="unicode") + "\n"
+
+
+def write_voc_file(rec: Annotation, path: Path, image_name: str) -> None:
+    with atomic_write(path) as f:
+        f.write(voc_xml(rec, image_name))

@@ -1,0 +1,119 @@
+"""File helpers shared by every layer: atomic writes and robust image loading.
+
+Outputs are written to a temporary name beside the target and renamed, so an interrupted or failed
+run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from maskwatch.errors import MaskwatchError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Build a directory under a temporary name and move it into place when the block succeeds.
+
+    An existing directory at ``path`` is replaced only after the new one is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
+    """Write JSON atomically."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=indent)
+        f.write("\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read JSON, turning a missing or malformed file into a one-line :class:`MaskwatchError`."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise MaskwatchError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MaskwatchError(f"{path}: malformed JSON ({e})") from None
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Load any image as an RGB ``uint8`` array (H, W, 3), EXIF orientation applied.
+
+    Pillow sniffs the real format, so a PNG saved as ``.jpg`` loads; RGBA, palette, grayscale and CMYK
+    are converted to RGB (alpha is composited on black, as a viewer without transparency shows it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MaskwatchError(f"{path}: image not found")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                bg = Image.new("RGB", im.size, (0, 0, 0))
+                bg.paste(im, mask=im.getchannel("A"))
+                im = bg
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise MaskwatchError(f"{path}: unreadable image ({e})") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """Return (width, height) as displayed, reading only the header (EXIF rotation swaps the sides)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaskwatchError(f"{path}: image not found")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise MaskwatchError(f"{path}: unreadable image ({e})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

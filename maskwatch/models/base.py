@@ -1,0 +1,94 @@
+"""The small interface every architecture sits behind, and the checkpoint file format.
+
+A checkpoint is one ``torch.save`` dict holding the weights and everything needed to use them
+(architecture, class names, input size, normalisation, class map, dataset hash, metrics), so a ``.pt``
+file alone is enough to run, evaluate or export a model.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from maskwatch.detections import Detections
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import atomic_write
+
+CHECKPOINT_VERSION = 1
+
+
+class Detector(abc.ABC):
+    """A trained detector: RGB ``uint8`` images in, one :class:`Detections` per image out."""
+
+    arch: str
+    class_names: tuple[str, ...]
+    imgsz: int
+    model: torch.nn.Module
+    device: torch.device
+
+    @abc.abstractmethod
+    def predict(
+        self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
+    ) -> list[Detections]:
+        """Detect faces in a batch of RGB images of any sizes.
+
+        ``agnostic`` NMS keeps one label per face; evaluation turns it off to score every class guess.
+        """
+
+    @abc.abstractmethod
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """Architecture-specific settings a checkpoint must carry to rebuild this detector."""
+
+    @abc.abstractmethod
+    def loss(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray]
+    ) -> dict[str, torch.Tensor]:
+        """Training losses for augmented RGB images with xyxy boxes and label indices (-1 = ignore region).
+
+        Each architecture batches and normalises its own input, so the training loop stays generic.
+        """
+
+    def __call__(self, image: np.ndarray, conf: float = 0.25, iou: float = 0.45) -> Detections:
+        return self.predict([image], conf=conf, iou=iou)[0]
+
+    def save(self, path: str | Path, **extra: Any) -> None:
+        """Write a self-contained checkpoint atomically."""
+        ckpt = {
+            "maskwatch_checkpoint": CHECKPOINT_VERSION,
+            "arch": self.arch,
+            "class_names": list(self.class_names),
+            "imgsz": self.imgsz,
+            "meta": self.checkpoint_meta(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            **extra,
+        }
+        with atomic_write(path, "wb") as f:
+            torch.save(ckpt, f)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a maskwatch checkpoint dict, with a one-line error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaskwatchError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types for a bad file
+        raise MaskwatchError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or "maskwatch_checkpoint" not in ckpt:
+        raise MaskwatchError(f"{path}: not a maskwatch checkpoint (no 'maskwatch_checkpoint' key)")
+    return ckpt
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MaskwatchError("--device cuda: no CUDA device is available on this machine")
+    return dev
