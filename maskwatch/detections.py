@@ -32,7 +32,9 @@ class Detections:
         self.class_names = tuple(self.class_names)
         n = len(self.boxes)
         if len(self.scores) != n or len(self.labels) != n:
-            raise ValueError(f"boxes ({n}), scores ({len(self.scores)}) and labels ({len(self.labels)}) differ")
+            raise ValueError(
+                f"boxes ({n}), scores ({len(self.scores)}) and labels ({len(self.labels)}) differ"
+            )
         if self.track_ids is not None:
             self.track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
             if len(self.track_ids) != n:

@@ -11,16 +11,25 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
 from maskwatch.errors import MaskwatchError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
+    """A progress bar over a per-file loop: it appears on a terminal only once the loop has run 2 s (a
+    100 000-image base), and never in logs or tests (``disable=None``: off when stderr is not a tty)."""
+    return iter(tqdm(items, desc=desc, total=total, unit="file", disable=None, leave=False, delay=2))
 
 
 @contextlib.contextmanager
@@ -64,6 +73,24 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def link_or_copy(src: str | Path, dst: str | Path, copy: bool = False) -> None:
+    """Put ``src``'s bytes at ``dst`` without re-encoding: a hard link (no space, instant) where the
+    filesystem allows it, else a byte copy. ``copy=True`` always copies, for a base that will be edited in
+    place (a hard-linked file edited in place changes its source too)."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not copy:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass  # another filesystem, or one without hard links: copy instead
+    try:
+        shutil.copyfile(src, dst)
+    except FileNotFoundError:
+        raise MaskwatchError(f"{src}: image not found") from None
+
+
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
     """Write JSON atomically."""
     with atomic_write(path) as f:
@@ -95,6 +122,10 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
+            if im.mode.startswith("I;16") or im.mode == "I":
+                # 16-bit grayscale: Pillow's convert("RGB") clips at 255 instead of scaling (a white image)
+                gray = (np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).round().astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=2)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
                 bg = Image.new("RGB", im.size, (0, 0, 0))
@@ -113,7 +144,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
+            # Pillow decodes a whole PNG to look for an eXIf chunk after the pixels; one before them (where
+            # writers put it) is already in ``info``, so only then is asking for the EXIF still header-only.
+            header_only = im.format != "PNG" or "exif" in im.info
+            orientation = im.getexif().get(0x0112, 1) if header_only else 1
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise MaskwatchError(f"{path}: unreadable image ({e})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

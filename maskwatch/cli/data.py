@@ -1,16 +1,166 @@
-"""``maskwatch data``: build a learning base: stats, convert, split, frames, merge."""
+"""``maskwatch data``: build a learning base: stats, convert, split, frames, merge.
+
+Thin: each subcommand parses its options, calls :mod:`maskwatch.data` and prints a summary.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
+
+from maskwatch.data.formats import FORMATS, load_dataset, save_dataset
+from maskwatch.data.stats import dataset_stats, format_stats
+from maskwatch.io import write_json
+
+
+def _input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--format", default="auto", choices=["auto", *FORMATS], help="input format (default: detect)"
+    )
+    p.add_argument(
+        "--merge",
+        action="append",
+        metavar="SPEC",
+        help="merge classes into one, 'SRC[,SRC...]=DST' (repeatable), "
+        "e.g. 'without_mask,mask_weared_incorrect=no_mask'",
+    )
+
+
+def _copy_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--copy-images",
+        action="store_true",
+        help="copy image files instead of hard-linking them (for a base you will edit in place)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="build a learning base: stats, convert, split, frames, merge")
-    p.set_defaults(func=run)
+    p = sub.add_parser(
+        "data",
+        help="build a learning base: stats, convert, split, frames, merge",
+        description="Build a learning base. Formats: voc (LabelImg, Kaggle), yolo (LabelImg classes.txt and "
+        "Ultralytics data.yaml), coco (Detectron2, pycocotools), createml. Split files are read from "
+        "PATH/splits/{train,val,test}.txt, or from --split DIR.",
+    )
+    p.set_defaults(func=lambda args: _help(p))
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=type(p))
+
+    s = dsub.add_parser("stats", help="images, boxes per class and COCO size buckets (per split too)")
+    s.add_argument("path", help="learning base: folder or annotation file")
+    _input_options(s)
+    s.add_argument(
+        "--split", metavar="DIR", help="folder with train.txt/val.txt/test.txt (default PATH/splits)"
+    )
+    s.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    s.add_argument("--plot", metavar="FILE", help="also draw a bar chart (PNG, SVG or PDF)")
+    s.set_defaults(func=run_stats)
+
+    c = dsub.add_parser("convert", help="convert between voc, yolo, coco and createml")
+    c.add_argument("src", help="learning base to read (format detected)")
+    c.add_argument("dst", help="folder to write (for coco, a .json file references the images in place)")
+    c.add_argument("--to", required=True, choices=FORMATS, help="output format")
+    _input_options(c)
+    c.add_argument("--split", metavar="DIR", help="split folder to carry along (default SRC/splits)")
+    _copy_option(c)
+    c.set_defaults(func=run_convert)
+
+    sp = dsub.add_parser("split", help="leak-free stratified train/val/test split files")
+    sp.add_argument("path", help="learning base")
+    sp.add_argument("--out", required=True, metavar="DIR", help="folder for train.txt, val.txt, test.txt")
+    sp.add_argument("--val", type=float, default=0.15, help="validation fraction (default 0.15)")
+    sp.add_argument("--test", type=float, default=0.15, help="test fraction (default 0.15)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _input_options(sp)
+    sp.set_defaults(func=run_split)
+
+    f = dsub.add_parser("frames", help="extract frames from a video, near-identical ones skipped")
+    f.add_argument("video")
+    f.add_argument("--out", required=True, metavar="DIR", help="folder for <video>_t<ms>.jpg files")
+    f.add_argument(
+        "--every", type=float, default=1.0, metavar="SECONDS", help="one frame per interval (0: all)"
+    )
+    f.add_argument("--max", type=int, dest="max_frames", metavar="N", help="stop after N frames")
+    f.add_argument(
+        "--min-change",
+        type=float,
+        default=3.0,
+        help="skip frames whose 32x32 gray thumbnail differs from the last kept one by less (0-255)",
+    )
+    f.set_defaults(func=run_frames)
+
+    m = dsub.add_parser("merge", help="combine learning bases into one")
+    m.add_argument("inputs", nargs="+", metavar="BASE", help="learning bases to combine (at least two)")
+    m.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    m.add_argument("--to", choices=FORMATS, help="output format (default: the first input's)")
+    _input_options(m)
+    _copy_option(m)
+    m.set_defaults(func=run_merge)
 
 
-def run(args: argparse.Namespace) -> int:
-    print("maskwatch data: not implemented yet", file=sys.stderr)
+def _help(p: argparse.ArgumentParser) -> int:
+    p.print_help()
     return 2
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    ds = load_dataset(args.path, args.format, args.merge, args.split)
+    stats = dataset_stats(ds)
+    print(format_stats(stats, str(args.path)), end="")
+    if args.plot:  # first: a bad plot file name must fail before anything is written
+        from maskwatch.data.stats import plot_stats
+
+        plot_stats(stats, Path(args.plot))
+        print(f"wrote {args.plot}")
+    if args.json:
+        write_json(args.json, stats)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    ds = load_dataset(args.src, args.format, args.merge, args.split)
+    save_dataset(ds, args.dst, args.to, args.copy_images)
+    classes = ", ".join(ds.classes)
+    print(f"wrote {len(ds)} images, {ds.num_boxes} boxes, classes {classes} as {args.to} to {args.dst}")
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from maskwatch.data.split import split_dataset, write_split
+
+    ds = load_dataset(args.path, args.format, args.merge)
+    ds.splits = split_dataset(ds, args.val, args.test, args.seed)
+    write_split(ds.splits, Path(args.out))
+    print(format_stats(dataset_stats(ds), str(args.path)), end="")
+    print(f"wrote {', '.join(f'{name}.txt' for name in ds.splits)} to {args.out}")
+    return 0
+
+
+def run_frames(args: argparse.Namespace) -> int:
+    from maskwatch.data.frames import extract_frames
+
+    result = extract_frames(args.video, args.out, args.every, args.max_frames, args.min_change)
+    print(
+        f"wrote {len(result.written)} frames to {args.out} "
+        f"({result.skipped_similar} near-identical skipped, {result.decoded} decoded)"
+    )
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from maskwatch.data.classmap import parse_merge
+    from maskwatch.data.formats import detect_format
+    from maskwatch.data.merge import merge_datasets
+    from maskwatch.errors import MaskwatchError
+
+    if len(args.inputs) < 2:
+        raise MaskwatchError("merge needs at least two learning bases")
+    mapping = parse_merge(args.merge)
+    parts = [load_dataset(p, args.format) for p in args.inputs]
+    names = [Path(p).stem if Path(p).is_file() else Path(p).resolve().name for p in args.inputs]
+    ds = merge_datasets(parts, names, mapping)
+    fmt = args.to or (args.format if args.format != "auto" else detect_format(Path(args.inputs[0])))
+    save_dataset(ds, args.out, fmt, args.copy_images)
+    print(format_stats(dataset_stats(ds), args.out), end="")
+    print(f"wrote {len(ds)} images from {len(parts)} bases as {fmt} to {args.out}")
+    return 0

@@ -38,10 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "overrides", "quiet")}
+    options = {
+        k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "overrides", "quiet")
+    }
     if options.get("classes"):
         options["classes"] = [c.strip() for c in options["classes"].split(",")]
-    cfg = make_config(args.config, **options, **parse_overrides(args.overrides))
+    cfg = make_config(args.config, **{**options, **parse_overrides(args.overrides)})
     if not cfg.resume and not cfg.data:
         from maskwatch.errors import MaskwatchError
 

@@ -6,9 +6,10 @@ explicit, validated against the dataset's classes, and recorded in every file ma
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-from maskwatch.data.record import Annotation, Dataset
+from maskwatch.data.record import Dataset
 from maskwatch.errors import MaskwatchError
 
 
@@ -30,21 +31,26 @@ def parse_merge(specs: Sequence[str] | None) -> dict[str, str]:
 
 
 def apply_merge(ds: Dataset, mapping: dict[str, str]) -> Dataset:
-    """Rename classes through ``mapping``; a source class the dataset does not have is an error."""
+    """Rename classes through ``mapping``; a source class the dataset does not have is an error.
+
+    The result's ``merge`` composes the dataset's earlier map with this one, so a base converted twice
+    still records which original classes each output class holds.
+    """
     if not mapping:
         return ds
     unknown = sorted(set(mapping) - set(ds.classes))
     if unknown:
+        where = f"{ds.root}: " if ds.root else ""
         raise MaskwatchError(
-            f"--merge names unknown class {unknown[0]!r} (dataset classes: {', '.join(ds.classes)})"
+            f"{where}--merge names unknown class {unknown[0]!r} (dataset classes: {', '.join(ds.classes)})"
         )
     classes: list[str] = []
     for c in ds.classes:
         new = mapping.get(c, c)
         if new not in classes:
             classes.append(new)
-    records = [
-        Annotation(r.image, r.width, r.height, r.boxes, [mapping.get(lab, lab) for lab in r.labels])
-        for r in ds.records
-    ]
-    return Dataset(records, classes, ds.root, dict(ds.splits))
+    records = [dataclasses.replace(r, labels=[mapping.get(lab, lab) for lab in r.labels]) for r in ds.records]
+    merged = {src: mapping.get(dst, dst) for src, dst in ds.merge.items()}
+    for src, dst in mapping.items():
+        merged.setdefault(src, dst)
+    return Dataset(records, classes, ds.root, dict(ds.splits), merged)

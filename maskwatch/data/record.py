@@ -6,6 +6,7 @@ not shifted by a pixel), so any format round-trips to the same pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterator, Sequence
@@ -19,13 +20,18 @@ log = logging.getLogger("maskwatch")
 
 @dataclass
 class Annotation:
-    """One image and its labelled boxes."""
+    """One image and its labelled boxes.
+
+    ``file_name`` is the name the image has inside the learning base when it differs from the source
+    file's name (``maskwatch data merge`` renames clashing images); writers and splits use :attr:`name`.
+    """
 
     image: Path
     width: int
     height: int
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float64))
     labels: list[str] = field(default_factory=list)
+    file_name: str | None = None
 
     def __post_init__(self) -> None:
         self.image = Path(self.image)
@@ -35,8 +41,13 @@ class Annotation:
             raise ValueError(f"{self.image}: {len(self.boxes)} boxes but {len(self.labels)} labels")
 
     @property
+    def name(self) -> str:
+        """The image's file name in the learning base (the source name unless renamed)."""
+        return self.file_name or self.image.name
+
+    @property
     def stem(self) -> str:
-        return self.image.stem
+        return Path(self.name).stem
 
     def clipped(self) -> tuple[Annotation, int]:
         """Clip boxes to the image and drop degenerate ones; return the result and how many were dropped.
@@ -49,17 +60,22 @@ class Annotation:
         b[:, [1, 3]] = b[:, [1, 3]].clip(0, self.height)
         keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]) & np.isfinite(b).all(axis=1)
         labels = [lab for lab, k in zip(self.labels, keep, strict=True) if k]
-        return Annotation(self.image, self.width, self.height, b[keep], labels), int((~keep).sum())
+        return dataclasses.replace(self, boxes=b[keep], labels=labels), int((~keep).sum())
 
 
 @dataclass
 class Dataset:
-    """A learning base: records, the ordered class names, and named splits (lists of image stems)."""
+    """A learning base: records, the ordered class names, and named splits (lists of image stems).
+
+    ``merge`` is the class map applied to the source (``{"without_mask": "no_mask", ...}``), carried along
+    so that every file written from this dataset can record it.
+    """
 
     records: list[Annotation]
     classes: list[str]
     root: Path | None = None
     splits: dict[str, list[str]] = field(default_factory=dict)
+    merge: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -81,7 +97,7 @@ class Dataset:
             raise MaskwatchError(
                 f"split names {len(missing)} image(s) not in the dataset, e.g. {missing[0]!r}"
             )
-        return Dataset([by_stem[s] for s in stems], list(self.classes), self.root, {})
+        return Dataset([by_stem[s] for s in stems], list(self.classes), self.root, {}, dict(self.merge))
 
     def fingerprint(self) -> str:
         """A short hash of the boxes, labels and image names, stored in checkpoints to tie them to data."""
@@ -101,7 +117,9 @@ def finalize_records(records: list[Annotation], source: str) -> list[Annotation]
         out.append(c)
         dropped += d
     if dropped:
-        log.warning("%s: dropped %d degenerate box(es) (zero or negative size after clipping)", source, dropped)
+        log.warning(
+            "%s: dropped %d degenerate box(es) (zero or negative size after clipping)", source, dropped
+        )
     return out
 
 

@@ -3,6 +3,10 @@
 Layouts accepted: ``ROOT/annotations/*.xml`` + ``ROOT/images/*``, or XML files beside their images.
 Coordinates are taken as written; the image size comes from the XML, or from the image header when the
 XML has none.
+
+Written as the Kaggle/LabelImg layout, ``annotations/<stem>.xml`` + ``images/<name>``: VOC names an image
+by file name only, so the images must sit in the folder (hard-linked, not re-encoded). VOC has no class
+list; the ``maskwatch.json`` sidecar keeps the class order and the merge map.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from maskwatch.data.layout import known_size
 from maskwatch.data.record import Annotation, Dataset, classes_in_order, finalize_records
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import IMAGE_EXTENSIONS, atomic_write, image_size
+from maskwatch.io import IMAGE_EXTENSIONS, atomic_write, link_or_copy, progress
 
 
 def voc_xml_files(root: Path) -> list[Path]:
@@ -52,10 +57,7 @@ def read_voc_file(xml_path: Path, root: Path) -> Annotation:
         raise MaskwatchError(f"{xml_path}: malformed XML ({e})") from None
     node = tree.getroot()
     image = _find_image(xml_path, root, node.findtext("filename"), node.findtext("path"))
-    w = int(float(node.findtext("size/width") or 0))
-    h = int(float(node.findtext("size/height") or 0))
-    if w <= 0 or h <= 0:
-        w, h = image_size(image)
+    w, h = known_size(image, node.findtext("size/width"), node.findtext("size/height"))
     boxes, labels = [], []
     for obj in node.iter("object"):
         name = (obj.findtext("name") or "").strip()
@@ -72,7 +74,7 @@ def read_voc(root: Path) -> Dataset:
     files = voc_xml_files(root)
     if not files:
         raise MaskwatchError(f"{root}: no VOC .xml annotation files found")
-    records = finalize_records([read_voc_file(p, root) for p in files], str(root))
+    records = finalize_records([read_voc_file(p, root) for p in progress(files, "reading VOC")], str(root))
     return Dataset(records, classes_in_order(records), root)
 
 
@@ -100,3 +102,11 @@ def voc_xml(rec: Annotation, image_name: str) -> str:
 def write_voc_file(rec: Annotation, path: Path, image_name: str) -> None:
     with atomic_write(path) as f:
         f.write(voc_xml(rec, image_name))
+
+
+def write_voc(ds: Dataset, out: Path, copy_images: bool = False) -> None:
+    """Write ``ds`` into the (new, empty) folder ``out`` in the Kaggle/LabelImg layout."""
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    for r in progress(ds.records, "writing VOC"):
+        link_or_copy(r.image, out / "images" / r.name, copy_images)
+        (out / "annotations" / f"{r.stem}.xml").write_text(voc_xml(r, r.name), encoding="utf-8")

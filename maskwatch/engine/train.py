@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in names:
-            raise MaskwatchError(f"bad override {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(names))}")
+            raise MaskwatchError(
+                f"bad override {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(names))}"
+            )
         out[key] = yaml.safe_load(value)
     return out
 
@@ -138,7 +141,9 @@ def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
         raise MaskwatchError("the split needs train.txt and val.txt")
     leak = set(splits["train"]) & (set(splits["val"]) | set(splits.get("test", [])))
     if leak:
-        raise MaskwatchError(f"split leaks: {len(leak)} image(s) in train and val/test, e.g. {sorted(leak)[0]!r}")
+        raise MaskwatchError(
+            f"split leaks: {len(leak)} image(s) in train and val/test, e.g. {sorted(leak)[0]!r}"
+        )
     classes = cfg.classes or ds.classes
     unknown = sorted(set(ds.classes) - set(classes))
     if unknown:
@@ -166,8 +171,15 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train a detector; return the run folder."""
+EpochCallback = Callable[[int, Path, dict[str, Any]], None]
+
+
+def train(cfg: TrainConfig, on_epoch_end: Sequence[EpochCallback] = ()) -> Path:
+    """Train a detector; return the run folder.
+
+    ``on_epoch_end`` callbacks get (epoch, run folder, validation metrics) after the epoch's checkpoints
+    are written, e.g. to log elsewhere or to stop early by raising.
+    """
     if cfg.resume:
         run = latest_run_dir(cfg.out, cfg.name)
         state = read_checkpoint(run / "last.pt")
@@ -206,7 +218,11 @@ def train(cfg: TrainConfig) -> Path:
         opt.load_state_dict(state["optimizer"])
         start_epoch, best_ap, step = state["epoch"] + 1, state["best_ap"], state["step"]
         log.info("resuming %s from epoch %d", run, start_epoch)
-    extra = {"class_map": cfg.merge, "dataset_hash": train_ds.fingerprint(), "config": dataclasses.asdict(cfg)}
+    extra = {
+        "class_map": cfg.merge,
+        "dataset_hash": train_ds.fingerprint(),
+        "config": dataclasses.asdict(cfg),
+    }
     metrics_path = run / "metrics.jsonl"
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):
@@ -222,18 +238,18 @@ def train(cfg: TrainConfig) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, cfg)
             losses = det.loss(*zip(*samples, strict=True))
-            loss = sum(losses.values())
+            loss = torch.stack(list(losses.values())).sum()
             if not torch.isfinite(loss):
-                raise MaskwatchError(f"training diverged at step {step} (loss {float(loss)}); lower --lr")
+                raise MaskwatchError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             opt.step()
             step += 1
-            row = {"step": step, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "loss": float(loss)}
+            row = {"step": step, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "loss": loss.item()}
             row.update({f"loss_{n}": round(float(v), 5) for n, v in losses.items()})
             lines.append(json.dumps(row))
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
         metrics = validate(det, val_ds, cfg.batch)
         row = {"epoch": epoch + 1, "val": metrics, "minutes": round((time.time() - t0) / 60, 2)}
         lines.append(json.dumps(row))
@@ -256,6 +272,8 @@ def train(cfg: TrainConfig) -> Path:
             optimizer=opt.state_dict(),
             **extra,
         )
+        for callback in on_epoch_end:
+            callback(epoch + 1, run, metrics)
     return run
 
 
@@ -267,7 +285,9 @@ def init_weights(det: Detector, path: str) -> None:
         ckpt = None
     if ckpt is not None:
         if ckpt["arch"] != det.arch or list(ckpt["class_names"]) != list(det.class_names):
-            raise MaskwatchError(f"{path}: a {ckpt['arch']} checkpoint for {ckpt['class_names']} cannot start this run")
+            raise MaskwatchError(
+                f"{path}: a {ckpt['arch']} checkpoint for {ckpt['class_names']} cannot start this run"
+            )
         det.model.load_state_dict(ckpt["state_dict"])
     elif hasattr(det, "load_face_weights"):
         det.load_face_weights(path)

@@ -1,0 +1,149 @@
+"""The training engine end to end on a tiny synthetic learning base: run layout, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from maskwatch.cli import main
+from maskwatch.data.split import write_split
+from maskwatch.engine.sampler import epoch_indices, repeat_factors
+from maskwatch.engine.train import make_config, train
+from maskwatch.models.registry import load_detector
+from tests.synth import make_voc_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = make_voc_dataset(tmp_path_factory.mktemp("tiny"), n=6)
+    split = root / "split"
+    write_split({"train": [f"synth{i:03d}" for i in range(4)], "val": ["synth004", "synth005"]}, split)
+    return root, split
+
+
+def _cfg(tiny: tuple[Path, Path], out: Path, **kw):
+    root, split = tiny
+    base = dict(
+        data=str(root),
+        split=str(split),
+        classes=["with_mask", "no_mask"],
+        epochs=2,
+        batch=2,
+        imgsz=128,
+        crop=96,
+        max_steps_per_epoch=2,
+        warmup_steps=1,
+        out=str(out),
+        name="t",
+    )
+    return make_config(None, **{**base, **kw})
+
+
+def test_run_layout_and_checkpoint_contents(tiny, tmp_path: Path) -> None:
+    run = train(_cfg(tiny, tmp_path))
+    assert run == tmp_path / "t1"
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "metrics.jsonl", "last.pt", "best.pt"}
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["epochs"] == 2 and cfg["model"] == "maskface-mnet"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "step" in r]
+    epochs = [r for r in rows if "val" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert set(epochs[0]["val"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class"}
+    ckpt = torch.load(run / "best.pt", weights_only=False)
+    for key in ("arch", "class_names", "imgsz", "meta", "state_dict", "metrics", "dataset_hash", "class_map"):
+        assert key in ckpt
+    det = load_detector(run / "best.pt")
+    assert det.class_names == ("with_mask", "no_mask") and det.imgsz == 128
+    assert train(_cfg(tiny, tmp_path)) == tmp_path / "t2", "a new run never overwrites an old one"
+
+
+def test_resume_reproduces_an_unbroken_run(tiny, tmp_path: Path) -> None:
+    whole = train(_cfg(tiny, tmp_path / "a"))
+
+    def interrupt(epoch: int, run: Path, metrics: dict) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny, tmp_path / "b"), on_epoch_end=[interrupt])
+    resumed = train(make_config(None, resume=True, out=str(tmp_path / "b"), name="t"))
+    a = torch.load(whole / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(resumed / "last.pt", weights_only=False)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    la = (whole / "metrics.jsonl").read_text().splitlines()
+    lb = (resumed / "metrics.jsonl").read_text().splitlines()
+    strip = [{k: v for k, v in json.loads(x).items() if k != "minutes"} for x in la]
+    assert strip == [{k: v for k, v in json.loads(x).items() if k != "minutes"} for x in lb]
+
+
+def test_repeat_factor_sampler_repeats_rare_class_images() -> None:
+    labels = [[0]] * 90 + [[0, 1]] * 10  # class 1 in 10% of the images
+    f = repeat_factors(labels, 2, threshold=0.4)
+    assert f[:90] == pytest.approx(1.0) and f[90:] == pytest.approx(2.0)
+    idx = epoch_indices(f, np.random.default_rng(0))
+    assert len(idx) == 110 and (idx >= 90).sum() == 20
+
+
+def test_cli_errors_before_training(tiny, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root, split = tiny
+    assert main(["train", "--data", str(root), "--out", str(tmp_path)]) == 1
+    assert "no split" in capsys.readouterr().err
+    bad = tmp_path / "leaky"
+    write_split({"train": ["synth000", "synth001"], "val": ["synth001"]}, bad)
+    assert main(["train", "--data", str(root), "--split", str(bad), "--out", str(tmp_path)]) == 1
+    assert "split leaks" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(root),
+                "--split",
+                str(split),
+                "--classes",
+                "with_mask",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 1
+    )
+    assert "'no_mask' is not in classes" in capsys.readouterr().err
+    assert main(["train", "--data", str(root), "--split", str(split), "bogus=1"]) == 1
+    assert "bad override" in capsys.readouterr().err
+    assert main(["train", "--data", str(root), "--epochs", "many"]) == 1
+    assert "invalid int value" in capsys.readouterr().err
+    assert not list(tmp_path.glob("exp*")), "nothing is written when the input is wrong"
+
+
+def test_cli_trains_with_config_and_overrides(tiny, tmp_path: Path) -> None:
+    root, split = tiny
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": str(root), "split": str(split), "epochs": 1, "batch": 2}))
+    rc = main(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--imgsz",
+            "128",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "cli",
+            "crop=96",
+            "max_steps_per_epoch=1",
+            "classes=[with_mask, no_mask]",
+        ]
+    )
+    assert rc == 0
+    cfg = yaml.safe_load((tmp_path / "cli1" / "config.yaml").read_text())
+    assert cfg["crop"] == 96 and cfg["imgsz"] == 128 and cfg["epochs"] == 1
