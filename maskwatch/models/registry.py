@@ -11,12 +11,15 @@ import torch
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.base import Detector, read_checkpoint, resolve_device
 from maskwatch.models.retinaface import MaskFaceDetector
+from maskwatch.models.torchvision_models import FasterRCNNX101, RetinaNetR50
 
 DEFAULT_MODEL = "maskface-mnet"
 
 # Each architecture: a builder taking (class_names, imgsz, device) and its default input size.
 ARCHITECTURES: dict[str, tuple[Callable[..., Detector], int]] = {
     "maskface-mnet": (MaskFaceDetector, 640),
+    "faster-rcnn-x101-fpn": (FasterRCNNX101, 640),
+    "retinanet-r50-fpn": (RetinaNetR50, 640),
 }
 
 
@@ -44,7 +47,9 @@ def load_detector(model: str | Path | None = None, device: str | torch.device = 
         if not path.is_file():
             raise MaskwatchError(f"model {model!r} has no packaged weights; pass a checkpoint path")
     elif not path.is_file():
-        raise MaskwatchError(f"model {model!r}: no such checkpoint file or built-in name ({', '.join(ARCHITECTURES)})")
+        raise MaskwatchError(
+            f"model {model!r}: no such checkpoint file or built-in name ({', '.join(ARCHITECTURES)})"
+        )
     ckpt = read_checkpoint(path)
     det = build_detector(ckpt["arch"], ckpt["class_names"], ckpt["imgsz"], device)
     det.model.load_state_dict(ckpt["state_dict"])
