@@ -37,7 +37,7 @@ def _copy_option(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
-        help="build a learning base: stats, convert, split, frames, merge",
+        help="build a learning base: stats, convert, split, frames, merge, prelabel",
         description="Build a learning base. Formats: voc (LabelImg, Kaggle), yolo (LabelImg classes.txt and "
         "Ultralytics data.yaml), coco (Detectron2, pycocotools), createml. Split files are read from "
         "PATH/splits/{train,val,test}.txt, or from --split DIR.",
@@ -96,6 +96,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _copy_option(m)
     m.set_defaults(func=run_merge)
 
+    pl = dsub.add_parser("prelabel", help="label images with a model, for correcting in LabelImg")
+    pl.add_argument("images", help="folder, glob or image file (e.g. the output of 'data frames')")
+    pl.add_argument("--out", required=True, metavar="DIR", help="learning base to write")
+    pl.add_argument("--model", help="checkpoint or built-in name (default: the built-in default model)")
+    pl.add_argument("--to", default="voc", choices=FORMATS, help="format to write (default voc, LabelImg's)")
+    pl.add_argument("--conf", type=float, default=0.5, help="keep detections scoring at least this")
+    pl.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="skip faces smaller than PX")
+    pl.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    _copy_option(pl)
+    pl.set_defaults(func=run_prelabel)
+
 
 def _help(p: argparse.ArgumentParser) -> int:
     p.print_help()
@@ -144,6 +155,18 @@ def run_frames(args: argparse.Namespace) -> int:
         f"wrote {len(result.written)} frames to {args.out} "
         f"({result.skipped_similar} near-identical skipped, {result.decoded} decoded)"
     )
+    return 0
+
+
+def run_prelabel(args: argparse.Namespace) -> int:
+    from maskwatch.apps.prelabel import find_images, prelabel
+    from maskwatch.models.registry import load_detector
+
+    images = find_images(args.images)
+    ds = prelabel(images, load_detector(args.model, args.device), args.conf, args.min_face)
+    save_dataset(ds, args.out, args.to, args.copy_images)
+    print(format_stats(dataset_stats(ds), args.out), end="")
+    print(f"pre-labelled {len(ds)} images as {args.to} in {args.out}; correct them in LabelImg")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Applications built on the detectors: pre-labelling frames for annotation."""
