@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from maskwatch.engine.train import make_config, parse_overrides, train
-from maskwatch.models.registry import ARCHITECTURES
+from maskwatch.models.names import MODEL_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="folder with train.txt and val.txt (from 'maskwatch data split')")
     p.add_argument("--merge", action="append", help="class merge 'SRC[,SRC...]=DST' (repeatable)")
     p.add_argument("--classes", help="comma-separated model class order (default: dataset order)")
-    p.add_argument("--model", choices=sorted(ARCHITECTURES), help="architecture (default maskface-mnet)")
+    p.add_argument("--model", choices=MODEL_NAMES, help="architecture (default maskface-mnet)")
     p.add_argument("--weights", help="initial weights: a maskwatch checkpoint or the architecture's own file")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch", type=int)
@@ -38,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from maskwatch.engine.train import make_config, parse_overrides, train
+
     options = {
         k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "overrides", "quiet")
     }

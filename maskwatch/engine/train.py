@@ -27,7 +27,7 @@ from maskwatch.data.formats import load_dataset
 from maskwatch.data.record import Dataset
 from maskwatch.data.split import read_split_dir
 from maskwatch.engine.augment import AugmentConfig, augment
-from maskwatch.engine.evaluate import evaluate
+from maskwatch.engine.evaluate import evaluate, predict_dataset
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, load_image
@@ -156,11 +156,7 @@ def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
 
 def validate(det: Detector, val: Dataset, batch: int) -> dict[str, Any]:
     det.model.eval()
-    preds = []
-    for i in range(0, len(val), batch):
-        ims = [load_image(r.image) for r in val.records[i : i + batch]]
-        preds += det.predict(ims, conf=0.01, iou=0.5, agnostic=False)
-    return evaluate(val, preds, det.class_names)
+    return evaluate(val, predict_dataset(det, val, batch, progress=False), det.class_names)
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:

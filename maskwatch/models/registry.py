@@ -10,10 +10,9 @@ import torch
 
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.base import Detector, read_checkpoint, resolve_device
+from maskwatch.models.names import DEFAULT_MODEL, MODEL_NAMES
 from maskwatch.models.retinaface import MaskFaceDetector
 from maskwatch.models.torchvision_models import FasterRCNNX101, RetinaNetR50
-
-DEFAULT_MODEL = "maskface-mnet"
 
 # Each architecture: a builder taking (class_names, imgsz, device) and its default input size.
 ARCHITECTURES: dict[str, tuple[Callable[..., Detector], int]] = {
@@ -21,6 +20,7 @@ ARCHITECTURES: dict[str, tuple[Callable[..., Detector], int]] = {
     "faster-rcnn-x101-fpn": (FasterRCNNX101, 640),
     "retinanet-r50-fpn": (RetinaNetR50, 640),
 }
+assert tuple(ARCHITECTURES) == MODEL_NAMES, "keep models/names.py in step with the registry"
 
 
 def packaged_weights(name: str) -> Path:

@@ -1,0 +1,304 @@
+"""What ``maskwatch eval`` shows: the printed tables, and the ``--out`` folder (COCO files, metrics, PR
+curves, confusion matrix, error gallery).
+
+Plots use matplotlib's object API on the Agg canvas (no pyplot, no global backend switch), so they work
+headless and inside any host program. The gallery is static PNGs plus one ``index.html`` with relative
+links, so the folder can be copied, zipped or served as is.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from maskwatch.data.record import Dataset
+from maskwatch.detections import Detections
+from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, ImageMatch
+from maskwatch.engine.evaluate import SUMMARY_KEYS, EvalReport, mean_precision
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import atomic_dir, load_image, write_json
+
+RESULTS_FILE = "coco_instances_results.json"  # the name Detectron2 gives it
+RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
+GROUND_TRUTH_FILE = "ground_truth.json"
+METRICS_FILE = "metrics.json"
+CONFUSION_FILE = "confusion_matrix.png"
+GALLERY_DIR = "gallery"
+GALLERY_SIDE = 1024  # long side of gallery images (at most 2× the original): tiny faces visible, pages light
+
+# Gallery colours (RGB): ground truth in greens/yellow, predictions in blue/orange/red, ignored in grey.
+GT_COLOURS = {HIT: (0, 200, 0), SWAP: (0, 200, 0), MISS: (255, 230, 0), IGNORED: (150, 150, 150)}
+DET_COLOURS = {HIT: (30, 144, 255), SWAP: (255, 140, 0), FALSE_ALARM: (230, 0, 0), IGNORED: (150, 150, 150)}
+LEGEND = (
+    ("ground truth, found", GT_COLOURS[HIT]),
+    ("ground truth, missed", GT_COLOURS[MISS]),
+    ("detection, correct", DET_COLOURS[HIT]),
+    ("detection, wrong class", DET_COLOURS[SWAP]),
+    ("detection, false alarm", DET_COLOURS[FALSE_ALARM]),
+    ("below --min-size (ignored)", GT_COLOURS[IGNORED]),
+)
+
+
+def _pct(v: float) -> str:
+    return "nan" if v is None or not math.isfinite(v) else f"{v:.1f}"
+
+
+def pipe_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown pipe table like Detectron2 prints (first column left-aligned, numbers centred)."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [
+        "| "
+        + " | ".join(c.center(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        + " |"
+        for r in cells
+    ]
+    rule = "|" + "|".join(":" + "-" * w + ("-" if i == 0 else ":") for i, w in enumerate(widths)) + "|"
+    return "\n".join([lines[0], rule, *lines[1:]])
+
+
+def format_report(report: EvalReport) -> str:
+    """What ``maskwatch eval`` prints: pycocotools' summaries, the AP tables and the operating point."""
+    full, roi = report.full, report.roi
+    roi_name = f">= {roi.min_size:g} px" if roi else ""
+    parts = [f"pycocotools, all faces ({report.images} images, {full.boxes} boxes):", full.summary.rstrip()]
+    if roi:
+        parts += [
+            f"\npycocotools, range of interest (faces {roi_name}: {roi.ignored} smaller faces ignored, "
+            "smaller detections dropped):",
+            roi.summary.rstrip(),
+        ]
+    runs = [("all faces", full)] + ([(roi_name, roi)] if roi else [])
+    parts += [
+        "\nEvaluation results for bbox (%):",
+        pipe_table(
+            ["faces", *SUMMARY_KEYS], [[n, *(_pct(r.metrics[k]) for k in SUMMARY_KEYS)] for n, r in runs]
+        ),
+        "\nPer-category bbox AP (%):",
+    ]
+    header = ["category", "AP", "AP50"] + ([f"AP {roi_name}", f"AP50 {roi_name}"] if roi else [])
+    rows = []
+    for name in report.class_names:
+        rows.append([name] + [_pct(r.metrics["per_class"][name][k]) for _, r in runs for k in ("AP", "AP50")])
+    parts.append(pipe_table(header, rows))
+    c = report.confusion.to_json()
+    where = f", faces {roi_name}" if roi else ""
+    parts += [
+        f"\nOperating point (score >= {c['conf']:g}, IoU >= {c['iou']:g}{where}): "
+        f"{c['missed']} missed, {c['false_alarms']} false alarm(s), {c['swapped']} wrong class; "
+        "per category (%):",
+        pipe_table(
+            ["category", "precision", "recall", "F1"],
+            [[n, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1"])] for n, v in c["per_class"].items()],
+        ),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a class name or image stem."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "x"
+
+
+def _figure(size: tuple[float, float]) -> Any:
+    from matplotlib.figure import Figure  # imported here: matplotlib costs ~0.5 s and only --out needs it
+
+    return Figure(figsize=size, dpi=100, layout="constrained")
+
+
+def plot_pr_curves(report: EvalReport, out: Path) -> list[Path]:
+    """One PNG per class: precision/recall at IoU 0.5 and 0.75 (all faces) and at 0.5 on the range of
+    interest, with the ``--conf`` operating point marked where the curve reaches it."""
+    written = []
+    runs = [("all faces", report.full, "-")] + (
+        [("range of interest", report.roi, "--")] if report.roi else []
+    )
+    for k, name in enumerate(report.class_names):
+        fig = _figure((5.5, 4.5))
+        ax = fig.add_subplot()
+        for label, run, style in runs:
+            ious = (0.5, 0.75) if run is report.full else (0.5,)
+            for iou in ious:
+                t = int(np.argmin(np.abs(run.iou_thresholds - iou)))
+                p = run.precision[t, :, k]
+                if (p < 0).all():
+                    continue  # no ground truth of this class
+                reached = (p > 0) | (np.arange(len(p)) == 0)
+                r = run.recall_thresholds[reached]
+                ap = mean_precision(p)
+                ax.plot(r, p[reached], style, label=f"{label}, IoU {iou:g} (AP {_pct(ap)})")
+                if iou == 0.5:
+                    at = np.nonzero(reached & (run.scores[t, :, k] >= report.confusion.conf))[0]
+                    if len(at):
+                        ax.plot(run.recall_thresholds[at[-1]], p[at[-1]], "o", color="k")
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=f"{name}")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(
+                loc="lower left", fontsize=8, title=f"● score {report.confusion.conf:g}", title_fontsize=8
+            )
+        else:
+            ax.text(0.5, 0.5, "no ground truth", ha="center", va="center")
+        path = out / f"pr_{safe_name(name)}.png"
+        fig.savefig(path)
+        written.append(path)
+    return written
+
+
+def plot_confusion(report: EvalReport, path: Path) -> None:
+    """Heat map of the confusion matrix (colour = share of its row) beside the P/R/F1 table."""
+    c = report.confusion
+    m = c.matrix.astype(float)
+    names = [*c.class_names, "none"]
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    fig = _figure((4 + 0.9 * len(names), 2.5 + 0.7 * len(names)))
+    ax, tab = fig.subplots(2, 1, height_ratios=[len(names), 0.45 * len(c.class_names) + 0.6])
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(m):
+        if i == len(names) - 1 and j == len(names) - 1:
+            continue
+        ax.text(j, i, f"{int(v)}", ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(names)), [*c.class_names, "none\n(missed)"])
+    ax.set_yticks(range(len(names)), [*c.class_names, "none\n(false alarm)"])
+    ax.set(xlabel="prediction", ylabel="ground truth")
+    where = f", faces >= {c.min_size:g} px" if c.min_size else ""
+    ax.set_title(f"score >= {c.conf:g}, IoU >= {c.iou:g}{where}", fontsize=9)
+    per = c.per_class()
+    tab.axis("off")
+    tab.table(
+        cellText=[[_pct(v["precision"]), _pct(v["recall"]), _pct(v["f1"])] for v in per.values()],
+        rowLabels=list(per),
+        colLabels=["precision %", "recall %", "F1 %"],
+        loc="center",
+    )
+    fig.savefig(path)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size only
+        return ImageFont.load_default()
+
+
+def draw_errors(
+    image: np.ndarray, boxes: np.ndarray, match: ImageMatch, det: Detections, class_names: Sequence[str]
+) -> Image.Image:
+    """The image, scaled to the gallery size, with faces and operating-point detections in their colours."""
+    h, w = image.shape[:2]
+    scale = min(2.0, GALLERY_SIDE / max(h, w))  # small images grow too, so tiny faces stay visible
+    im = Image.fromarray(image)
+    if scale != 1:
+        im = im.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+    draw = ImageDraw.Draw(im)
+    font = _font(max(10, round(12 * im.width / 640)))
+    line = max(1, round(im.width / 400))
+    for box, lab, state in zip(boxes * scale, match.gt_labels, match.gt_state, strict=True):
+        draw.rectangle(box.tolist(), outline=GT_COLOURS[int(state)], width=line + (state == MISS))
+        if state != IGNORED:
+            draw.text(
+                (box[0] + line, box[1] + line), class_names[lab], fill=GT_COLOURS[int(state)], font=font
+            )
+    for i, lab, state in zip(match.det_index, match.det_labels, match.det_state, strict=True):
+        box = det.boxes[i] * scale
+        colour = DET_COLOURS[int(state)]
+        draw.rectangle(box.tolist(), outline=colour, width=line)
+        draw.text((box[0], box[3] + 1), f"{class_names[lab]} {det.scores[i]:.2f}", fill=colour, font=font)
+    return im
+
+
+def _caption(stem: str, m: ImageMatch, conf: float) -> str:
+    return (
+        f"{stem}: {m.missed} missed, {m.false_alarms} false alarm(s), {m.swapped} wrong class "
+        f"({int((m.gt_state != IGNORED).sum())} faces, {len(m.det_index)} detections ≥ {conf:g})"
+    )
+
+
+def write_gallery(
+    report: EvalReport, ds: Dataset, predictions: Sequence[Detections], out: Path, n: int
+) -> int:
+    """The ``n`` images with the most errors at the operating point, as PNGs and one ``index.html``."""
+    out.mkdir(parents=True, exist_ok=True)
+    matches = report.confusion.images
+    ranked = sorted((i for i, m in enumerate(matches) if m.errors), key=lambda i: (-matches[i].errors, i))[:n]
+    figures = []
+    for rank, i in enumerate(ranked, start=1):
+        rec, m = ds.records[i], matches[i]
+        im = draw_errors(load_image(rec.image), rec.boxes, m, predictions[i], report.class_names)
+        name = f"{rank:03d}_{safe_name(rec.stem)}.png"
+        im.save(out / name, compress_level=3)
+        cap = html.escape(_caption(rec.stem, m, report.confusion.conf))
+        figures.append(
+            f'<figure><a href="{name}"><img src="{name}" alt="{cap}"></a>'
+            f"<figcaption>{cap}</figcaption></figure>"
+        )
+    legend = "".join(f'<span><i style="border-color:rgb{c}"></i>{html.escape(t)}</span>' for t, c in LEGEND)
+    conf = report.confusion.conf
+    body = "\n".join(figures) or "<p>No errors at this operating point.</p>"
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>maskwatch error gallery</title>
+<style>
+body{{font-family:sans-serif;margin:1em;background:#fafafa}}
+figure{{display:inline-block;vertical-align:top;margin:.5em;max-width:48%}}
+img{{max-width:100%;border:1px solid #ccc}}
+.legend span{{margin-right:1.2em;white-space:nowrap}}
+.legend i{{display:inline-block;width:1.2em;height:.8em;border:3px solid;margin-right:.3em}}
+</style></head><body>
+<h1>Error gallery</h1>
+<p>{len(ranked)} image(s) with the most misses, false alarms and wrong classes at score ≥ {conf:g}
+(IoU ≥ {report.confusion.iou:g}), worst first.</p>
+<p class="legend">{legend}</p>
+{body}
+</body></html>
+"""
+    (out / "index.html").write_text(page, encoding="utf-8")
+    return len(ranked)
+
+
+def check_out_dir(path: Path) -> None:
+    """Replace only an earlier ``--out`` folder (or an empty one): ``--out .`` must not wipe a tree."""
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / METRICS_FILE).is_file())):
+        raise MaskwatchError(f"--out {path}: exists and is not an earlier 'maskwatch eval' output folder")
+
+
+def write_outputs(
+    report: EvalReport, ds: Dataset, predictions: Sequence[Detections], out: str | Path, gallery: int = 20
+) -> Path:
+    """Write the whole ``--out`` folder under a temporary name and move it into place when complete."""
+    out = Path(out)
+    check_out_dir(out)
+    names = report.class_names
+    with atomic_dir(out) as tmp:
+        cat_names = {c["id"]: c["name"] for c in report.full.ground_truth["categories"]}
+        # Only the results fields (pycocotools' loadRes added more); "label" beside category_id makes the
+        # file unambiguous even without ground_truth.json.
+        results = [
+            {k: r[k] for k in RESULT_KEYS} | {"label": cat_names[r["category_id"]]}
+            for r in report.full.results
+        ]
+        # json.dumps runs the C encoder; json.dump (write_json) streams through the pure-Python one, 5× slower
+        # on 30 000 results. Inside atomic_dir a plain write is already atomic.
+        (tmp / RESULTS_FILE).write_text(json.dumps(results), encoding="utf-8")
+        (tmp / GROUND_TRUTH_FILE).write_text(json.dumps(report.full.ground_truth), encoding="utf-8")
+        plot_pr_curves(report, tmp)
+        plot_confusion(report, tmp / CONFUSION_FILE)
+        shown = write_gallery(report, ds, predictions, tmp / GALLERY_DIR, gallery)
+        metrics = report.metrics_json()
+        metrics["files"] = {
+            "results": RESULTS_FILE,
+            "ground_truth": GROUND_TRUTH_FILE,
+            "pr_curves": [f"pr_{safe_name(n)}.png" for n in names],
+            "confusion_matrix": CONFUSION_FILE,
+            "gallery": f"{GALLERY_DIR}/index.html",
+            "gallery_images": shown,
+        }
+        write_json(tmp / METRICS_FILE, metrics)
+    return out
