@@ -3,14 +3,91 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("detect", help="detect masked and unmasked faces in images, videos and streams")
+    p = sub.add_parser(
+        "detect",
+        help="detect masked and unmasked faces in images, videos and streams",
+        description="Detect faces with and without a mask. Ctrl-C (or a stream that ends) stops cleanly: "
+        "outputs are complete up to the last processed frame. Exit status: 0 done, 1 bad input, "
+        "130 a file run interrupted before its end.",
+    )
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="image, folder or glob of images, video file, webcam index (0) or URL",
+    )
+    p.add_argument("--model", help="built-in name, .pt checkpoint or exported .onnx (default: maskface-mnet)")
+    p.add_argument("-o", "--output", help="annotated video (.mp4) for videos/streams, a folder for images")
+    p.add_argument("--jsonl", help="one JSON line per frame with its detections")
+    p.add_argument("--csv", help="one CSV row per detection")
+    p.add_argument("--summary", help="write the end-of-run report as JSON")
+    p.add_argument("--conf", type=float, default=0.5, help="minimum score (default 0.5)")
+    p.add_argument("--iou", type=float, default=0.4, help="NMS IoU threshold (default 0.4)")
+    p.add_argument("--imgsz", type=int, help="network input long side (default: the model's)")
+    p.add_argument(
+        "--min-face", type=float, default=0.0, metavar="PX", help="ignore faces whose shorter side < PX"
+    )
+    p.add_argument(
+        "--track",
+        action="store_true",
+        help="track faces: ids (-1 until seen in 3 frames), labels voted over recent frames, people counts",
+    )
+    p.add_argument("--blur", action="store_true", help="blur faces in the output (privacy)")
+    p.add_argument(
+        "--realtime", action="store_true", help="live sources: drop frames rather than fall behind"
+    )
+    p.add_argument("--show", action="store_true", help="show a live window (needs OpenCV with GUI support)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),  # literal: importing the runtime would load torch at start-up
+        default="auto",
+        help="auto (default: onnxruntime where the model allows, the fastest on CPU), torch or onnx",
+    )
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after the first N frames")
+    p.add_argument(
+        "--reconnect",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="live sources: keep reconnecting a dropped stream for S seconds (0: never; default 30)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("maskwatch detect: not implemented yet", file=sys.stderr)
-    return 2
+    from maskwatch.errors import MaskwatchError
+    from maskwatch.video.pipeline import detect
+
+    if not 0 <= args.conf <= 1 or not 0 < args.iou <= 1:
+        raise MaskwatchError("--conf must be in [0, 1] and --iou in (0, 1]")
+    if args.imgsz is not None and args.imgsz < 32:
+        raise MaskwatchError(f"--imgsz {args.imgsz}: must be at least 32")
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    summary = detect(
+        args.source,
+        args.model,
+        output=args.output,
+        jsonl=args.jsonl,
+        csv=args.csv,
+        summary=args.summary,
+        backend=args.backend,
+        device=args.device,
+        imgsz=args.imgsz,
+        conf=args.conf,
+        iou=args.iou,
+        min_face=args.min_face,
+        track=args.track,
+        blur=args.blur,
+        realtime=args.realtime,
+        show=args.show,
+        max_frames=args.max_frames,
+        reconnect=args.reconnect,
+        progress=not quiet,
+    )
+    if not quiet:
+        print(summary.text())
+    return 130 if summary.interrupted and not summary.live else 0

@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX")
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX",
+        description="Export to ONNX with box decoding and softmax in the graph and the class names and "
+        "input size in its metadata; run it with `maskwatch detect --model FILE.onnx`.",
+    )
+    p.add_argument("--model", help="built-in name or .pt checkpoint (default: maskface-mnet)")
+    p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")
+    p.add_argument(
+        "--imgsz", type=int, help="input long side (default: the model's; a multiple of 32 with --static)"
+    )
+    p.add_argument(
+        "--static",
+        action="store_true",
+        help="fix the input to imgsz x imgsz (default: dynamic height and width, faster on 16:9 video)",
+    )
+    p.add_argument("--out", required=True, help="output .onnx file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("maskwatch export: not implemented yet", file=sys.stderr)
-    return 2
+    from maskwatch.models.onnx_backend import export_onnx
+    from maskwatch.models.registry import load_detector
+
+    detector = load_detector(args.model)
+    path = export_onnx(detector, args.out, args.imgsz, static=args.static)
+    imgsz = args.imgsz or detector.imgsz
+    size = f"fixed {imgsz}x{imgsz} input" if args.static else "dynamic height/width"
+    if logging.getLogger().getEffectiveLevel() <= logging.INFO:
+        print(f"{path}: {detector.arch} ({', '.join(detector.class_names)}), imgsz {imgsz}, {size}")
+    return 0

@@ -8,7 +8,6 @@ faces, and only the mask decision has to be learned.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,7 +124,11 @@ class RetinaFaceNet(nn.Module):
         self.anchors_per_loc = len(LEVELS[0][1])
         self.body = MobileNetV1x025()
         self.fpn = FPN((64, 128, 256), channels)
-        self.ssh1, self.ssh2, self.ssh3 = SSH(channels, channels), SSH(channels, channels), SSH(channels, channels)
+        self.ssh1, self.ssh2, self.ssh3 = (
+            SSH(channels, channels),
+            SSH(channels, channels),
+            SSH(channels, channels),
+        )
         a = self.anchors_per_loc
         self.ClassHead = nn.ModuleList([_Head(channels, a * (1 + num_classes)) for _ in LEVELS])
         self.BboxHead = nn.ModuleList([_Head(channels, a * 4) for _ in LEVELS])
@@ -134,23 +137,33 @@ class RetinaFaceNet(nn.Module):
         feats = self.fpn(self.body(x))
         feats = [self.ssh1(feats[0]), self.ssh2(feats[1]), self.ssh3(feats[2])]
         n = x.shape[0]
-        loc = torch.cat([h(f).permute(0, 2, 3, 1).reshape(n, -1, 4) for h, f in zip(self.BboxHead, feats)], 1)
+        loc = torch.cat(
+            [h(f).permute(0, 2, 3, 1).reshape(n, -1, 4) for h, f in zip(self.BboxHead, feats, strict=True)], 1
+        )
         cls = torch.cat(
-            [h(f).permute(0, 2, 3, 1).reshape(n, -1, 1 + self.num_classes) for h, f in zip(self.ClassHead, feats)],
+            [
+                h(f).permute(0, 2, 3, 1).reshape(n, -1, 1 + self.num_classes)
+                for h, f in zip(self.ClassHead, feats, strict=True)
+            ],
             1,
         )
         return loc, cls
 
 
 def make_anchors(height: int, width: int) -> torch.Tensor:
-    """Anchors (A, 4) as (cx, cy, w, h) pixels, in the order the heads emit them."""
+    """Anchors (A, 4) as (cx, cy, w, h) pixels, in the order the heads emit them.
+
+    Only integer arithmetic and ``arange`` on the sizes, so an ONNX trace with dynamic height and width
+    computes the anchors inside the graph instead of freezing the traced size's.
+    """
     out = []
     for stride, sizes in LEVELS:
-        fh, fw = math.ceil(height / stride), math.ceil(width / stride)
-        ys, xs = torch.meshgrid(torch.arange(fh), torch.arange(fw), indexing="ij")
-        cx = ((xs.reshape(-1, 1).float() + 0.5) * stride).expand(-1, len(sizes))
-        cy = ((ys.reshape(-1, 1).float() + 0.5) * stride).expand(-1, len(sizes))
-        s = torch.tensor(sizes, dtype=torch.float32).expand(fh * fw, -1)
+        fh, fw = -(-height // stride), -(-width // stride)  # ceil division
+        ys = (torch.arange(fh, dtype=torch.float32) + 0.5) * stride
+        xs = (torch.arange(fw, dtype=torch.float32) + 0.5) * stride
+        cy = ys.view(-1, 1, 1).expand(-1, fw, len(sizes))
+        cx = xs.view(1, -1, 1).expand(fh, -1, len(sizes))
+        s = torch.tensor(sizes, dtype=torch.float32).view(1, 1, -1).expand(fh, fw, -1)
         out.append(torch.stack([cx, cy, s, s], dim=-1).reshape(-1, 4))
     return torch.cat(out)
 
@@ -162,12 +175,33 @@ def decode(loc: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     return torch.cat([c - wh / 2, c + wh / 2], dim=-1)
 
 
+class DecodedRetinaFace(nn.Module):
+    """The network plus anchor decoding and softmax: an input batch in, boxes (N, A, 4) xyxy in network
+    pixels and object-class probabilities (N, A, C) out.
+
+    The ONNX export and the fast torch inference path both run this module, so the two backends share one
+    definition of the decoding and only thresholding/NMS stays outside the graph.
+    """
+
+    def __init__(self, net: RetinaFaceNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, logits = self.net(x)
+        boxes = decode(loc, make_anchors(x.shape[2], x.shape[3]).to(loc.device))
+        return boxes, logits.softmax(-1)[..., 1:]
+
+
 def encode(boxes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`decode` for matched ground-truth boxes (A, 4) xyxy."""
     c = (boxes[:, :2] + boxes[:, 2:]) / 2
     wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1e-3)
     return torch.cat(
-        [(c - anchors[:, :2]) / (VARIANCES[0] * anchors[:, 2:]), torch.log(wh / anchors[:, 2:]) / VARIANCES[1]],
+        [
+            (c - anchors[:, :2]) / (VARIANCES[0] * anchors[:, 2:]),
+            torch.log(wh / anchors[:, 2:]) / VARIANCES[1],
+        ],
         dim=1,
     )
 
@@ -232,16 +266,22 @@ def detection_loss(
     return {"box": loss_box * 2.0, "cls": loss_cls}
 
 
-def letterbox(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, float]:
-    """Resize an RGB image so its long side is ``imgsz`` and turn it into mean-subtracted BGR float32.
-
-    Returns the (h, w, 3) array and the scale from original to network pixels.
-    """
+def resize_long_side(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, float]:
+    """Resize an image so its long side is ``imgsz``; returns it and the scale from original pixels."""
     h, w = image.shape[:2]
     scale = imgsz / max(h, w)
     if scale != 1.0:
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=interp)
+    return image, scale
+
+
+def letterbox(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, float]:
+    """Resize an RGB image so its long side is ``imgsz`` and turn it into mean-subtracted BGR float32.
+
+    Returns the (h, w, 3) array and the scale from original to network pixels.
+    """
+    image, scale = resize_long_side(image, imgsz)
     bgr = image[..., ::-1].astype(np.float32) - np.array(BGR_MEAN, dtype=np.float32)
     return bgr, scale
 
@@ -291,7 +331,9 @@ class MaskFaceDetector(Detector):
 
     arch = "maskface-mnet"
 
-    def __init__(self, class_names: Sequence[str], imgsz: int = 640, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, class_names: Sequence[str], imgsz: int = 640, device: str | torch.device = "cpu"
+    ) -> None:
         self.class_names = tuple(class_names)
         self.imgsz = imgsz
         self.device = torch.device(device)
@@ -335,8 +377,11 @@ class MaskFaceDetector(Detector):
         x = batch_tensor([letterbox(im, max(im.shape[:2]))[0] for im in images]).to(self.device)
         anchors = self.anchors(x.shape[2], x.shape[3]).cpu()
         t_cls, t_loc = zip(
-            *(match(torch.as_tensor(b, dtype=torch.float32), torch.as_tensor(lab), anchors)
-              for b, lab in zip(boxes, labels, strict=True))
+            *(
+                match(torch.as_tensor(b, dtype=torch.float32), torch.as_tensor(lab), anchors)
+                for b, lab in zip(boxes, labels, strict=True)
+            ),
+            strict=True,
         )
         loc, logits = self.model(x)
         return detection_loss(
@@ -359,7 +404,7 @@ class MaskFaceDetector(Detector):
         boxes = decode(loc, self.anchors(x.shape[2], x.shape[3]))
         probs = logits.softmax(-1)[..., 1:]
         out = []
-        for i, (im, (_, scale)) in enumerate(zip(images, prepared)):
+        for i, (im, (_, scale)) in enumerate(zip(images, prepared, strict=True)):
             b, s, lab = postprocess(boxes[i], probs[i], conf, iou, agnostic)
             b = (b / scale).cpu().numpy()
             h, w = im.shape[:2]

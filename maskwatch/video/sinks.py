@@ -1,0 +1,269 @@
+"""Where results go: an annotated video or image folder, a JSONL and a CSV of detections, a window.
+
+Every file sink writes under a temporary name beside its target and renames it in :meth:`Sink.close`, so
+a run that crashes leaves no half-written file, and one that is stopped (Ctrl-C, a stream that ends)
+still leaves complete, playable files up to the last processed frame. :meth:`Sink.abort` discards.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import csv
+import json
+import logging
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import av
+import cv2
+import numpy as np
+
+from maskwatch.detections import Detections
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import atomic_dir, atomic_write
+from maskwatch.video.sources import Frame
+
+log = logging.getLogger(__name__)
+
+
+class Sink(abc.ABC):
+    """Receives every processed frame in order, from the pipeline's writer thread."""
+
+    #: whether :meth:`write` needs the annotated image (drawn once per frame for all sinks that do)
+    needs_image = False
+    path: Path | None = None
+
+    @abc.abstractmethod
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Finalise: flush and move the output into place."""
+
+    def abort(self) -> None:
+        """Discard the output (the run failed)."""
+        self.close()
+
+
+class _Pending:
+    """An :func:`~maskwatch.io.atomic_write` or :func:`~maskwatch.io.atomic_dir` kept open across calls:
+    :meth:`commit` takes its success path (rename into place), :meth:`discard` its failure path (delete)."""
+
+    def __init__(self, manager: contextlib.AbstractContextManager[Any]) -> None:
+        self._stack = contextlib.ExitStack()
+        self.target: Any = self._stack.enter_context(manager)
+
+    def commit(self) -> None:
+        self._stack.close()
+
+    def discard(self) -> None:
+        e = MaskwatchError("output discarded")
+        self._stack.__exit__(type(e), e, None)
+
+
+class FileSink(Sink):
+    """A sink writing one file atomically; subclasses open it lazily with :meth:`_open`."""
+
+    mode = "w"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise MaskwatchError(f"{self.path}: is a folder; expected a file name")
+        self._pending: _Pending | None = None
+
+    def _open(self) -> IO[Any]:
+        if self._pending is None:
+            self._pending = _Pending(atomic_write(self.path, self.mode))
+        return self._pending.target
+
+    def close(self) -> None:
+        self._finish()
+        if self._pending is not None:
+            self._pending.commit()
+            self._pending = None
+
+    def abort(self) -> None:
+        if self._pending is not None:
+            self._pending.discard()
+            self._pending = None
+
+    def _finish(self) -> None:
+        """Flush whatever the format keeps buffered before the file is renamed."""
+
+
+class JsonlSink(FileSink):
+    """One JSON line per processed frame, faces or not: ``{"frame", "time", ["file",] "detections"}``.
+
+    Lines are flushed as they are written, so the temporary file is complete up to the last frame even
+    if the process is killed outright.
+    """
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
+        record: dict[str, Any] = {"frame": frame.index, "time": _seconds(frame.time)}
+        if frame.name is not None:
+            record["file"] = frame.name
+        record["detections"] = dets.to_list()
+        f = self._open()
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+    def _finish(self) -> None:
+        self._open()  # a run that processed nothing still leaves an (empty) file
+
+
+class CsvSink(FileSink):
+    """One row per detection: ``frame,time,[file,]x1,y1,x2,y2,label,score,track`` (track empty without
+    ``--track``), the flat table spreadsheets and pandas read."""
+
+    def __init__(self, path: str | Path, with_file: bool = False) -> None:
+        super().__init__(path)
+        self.with_file = with_file
+        self._writer: Any = None
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
+        writer = self._csv_writer()
+        lead = [frame.index, _seconds(frame.time)] + ([frame.name] if self.with_file else [])
+        for d in dets.to_list():
+            writer.writerow([*lead, *d["box"], d["label"], d["score"], d.get("track", "")])
+
+    def _csv_writer(self) -> Any:
+        if self._writer is None:
+            self._writer = csv.writer(self._open(), lineterminator="\n")
+            head = ["frame", "time"] + (["file"] if self.with_file else [])
+            self._writer.writerow([*head, "x1", "y1", "x2", "y2", "label", "score", "track"])
+        return self._writer
+
+    def _finish(self) -> None:
+        self._csv_writer()  # a run without a single face still gets the header
+
+
+def _seconds(t: float | None) -> float | None:
+    return None if t is None else round(t, 3)
+
+
+class VideoSink(FileSink):
+    """An H.264 MP4 with the input's size and frame rate, encoded by PyAV (libx264, ``veryfast``).
+
+    Timestamps follow the frames' own times, so a live run with dropped frames still plays at real speed;
+    a file run writes every frame at the input's rate, giving the same frame count. An odd width or
+    height, which 4:2:0 H.264 cannot hold, is encoded as 4:4:4 instead of being cropped.
+    """
+
+    mode = "wb"
+    needs_image = True
+
+    def __init__(
+        self, path: str | Path, rate: Fraction | None, crf: int = 23, preset: str = "veryfast"
+    ) -> None:
+        super().__init__(path)
+        self.rate = Fraction(rate or 25).limit_denominator(100000)
+        self.options = {"crf": str(crf), "preset": preset}
+        self._container: Any = None
+        self._stream: Any = None
+        self._last_pts = -1
+        self.frames = 0
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
+        image = frame.image if annotated is None else annotated
+        if self._container is None:
+            self._start(image.shape[1], image.shape[0])
+        pts = round(frame.time * self.rate) if frame.time is not None else self.frames
+        pts = max(pts, self._last_pts + 1)
+        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        vf.pts = self._last_pts = pts
+        self._container.mux(self._stream.encode(vf))
+        self.frames += 1
+
+    def _start(self, width: int, height: int) -> None:
+        f = self._open()
+        try:
+            self._container = av.open(f, mode="w", format="mp4")
+            stream = self._container.add_stream("libx264", rate=self.rate)
+        except (av.FFmpegError, ValueError) as e:
+            raise MaskwatchError(f"{self.path}: cannot create an H.264 video ({e})") from None
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        stream.time_base = 1 / self.rate
+        stream.options = self.options
+        self._stream = stream
+
+    def _finish(self) -> None:
+        if self._container is None:
+            log.warning("%s: no frame was processed; no video written", self.path)
+            return
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+        self._container = None
+
+    def abort(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._container = None
+        super().abort()
+
+
+class ImageFolderSink(Sink):
+    """Annotated images into a folder, under the input's file names, built aside and moved into place."""
+
+    needs_image = True
+
+    def __init__(self, path: str | Path, quality: int = 95) -> None:
+        self.path = Path(path)
+        if self.path.is_file():
+            raise MaskwatchError(f"{self.path}: is a file; for image sources --output is a folder")
+        self.quality = quality
+        self._pending: _Pending | None = None
+        self._used: set[str] = set()
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
+        if self._pending is None:
+            self._pending = _Pending(atomic_dir(self.path))
+        folder: Path = self._pending.target
+        name = frame.name or f"frame{frame.index:06d}.jpg"
+        if name in self._used:  # the same name from two folders of a glob
+            name = f"{Path(name).stem}-{frame.index}{Path(name).suffix}"
+        self._used.add(name)
+        image = frame.image if annotated is None else annotated
+        params = [cv2.IMWRITE_JPEG_QUALITY, self.quality] if name.lower().endswith((".jpg", ".jpeg")) else []
+        if not cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
+            raise MaskwatchError(f"{folder / name}: cannot write the image")
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.commit()
+
+    def abort(self) -> None:
+        if self._pending is not None:
+            self._pending.discard()
+
+
+class WindowSink(Sink):
+    """A live preview window (needs OpenCV with GUI support; the headless wheel has none).
+
+    Pressing ``q`` or Esc sets :attr:`quit`, which the pipeline treats like Ctrl-C.
+    """
+
+    needs_image = True
+
+    def __init__(self, title: str = "maskwatch") -> None:
+        if re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):
+            raise MaskwatchError(
+                "--show needs OpenCV with GUI support (pip install opencv-python, not -headless)"
+            )
+        self.title = title
+        self.quit = False
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
+        image = frame.image if annotated is None else annotated
+        cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.quit = True
+
+    def close(self) -> None:
+        with contextlib.suppress(cv2.error):
+            cv2.destroyWindow(self.title)

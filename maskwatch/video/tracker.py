@@ -1,0 +1,196 @@
+"""Face tracking for video: stable ids, a mask decision voted over recent frames, and people counting.
+
+A SORT-style tracker (Bewley et al., 2016) with ByteTrack's noise model: each face is a constant-velocity
+Kalman filter on (cx, cy, w, h), and detections are assigned to predicted tracks by IoU with the
+Hungarian algorithm (``scipy.optimize.linear_sum_assignment``), class-agnostically, so a face whose label
+flickers keeps its track.
+
+Why not a library: ``trackers`` (Roboflow) pulls in ``opencv-python`` (which clashes with our
+``opencv-python-headless``), ``supervision``, ``rich`` and ``requests``; ``supervision`` itself no longer
+ships a tracker; ``norfair`` pins ``numpy<2`` and depends on the unmaintained ``filterpy``. The part we
+need is ~150 lines on numpy + scipy, both already dependencies.
+
+Two rules make the counts meaningful for a camera: a label is the score-weighted vote of the track's last
+``vote_window`` detections (a face does not flicker between mask and no mask), and a track counts as a
+person only after ``min_hits`` consecutive detections (one false detection is not a visitor). A person
+who leaves the view for longer than ``max_age`` frames and comes back is counted again (no re-ID).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from maskwatch.detections import Detections
+from maskwatch.engine.confusion import box_iou
+
+# ByteTrack's process/measurement noise, relative to the box size (frame-rate independent enough).
+STD_POSITION = 1.0 / 20
+STD_VELOCITY = 1.0 / 160
+
+_F = np.eye(8)
+_F[:4, 4:] = np.eye(4)
+_H = np.eye(4, 8)
+
+
+class KalmanBox:
+    """Constant-velocity Kalman filter on a box's centre and size, one step per frame."""
+
+    def __init__(self, box: np.ndarray) -> None:
+        z = _to_cxcywh(box)
+        self.x = np.concatenate([z, np.zeros(4)])
+        wh = np.r_[z[2:], z[2:]]
+        self.P = np.diag(np.r_[2 * STD_POSITION * wh, 10 * STD_VELOCITY * wh] ** 2)
+
+    def predict(self) -> None:
+        wh = np.r_[self.x[2:4], self.x[2:4]]
+        q = np.diag(np.r_[STD_POSITION * wh, STD_VELOCITY * wh] ** 2)
+        self.x = _F @ self.x
+        self.x[2:4] = np.maximum(self.x[2:4], 1.0)  # a shrinking face must not invert
+        self.P = _F @ self.P @ _F.T + q
+
+    def update(self, box: np.ndarray) -> None:
+        z = _to_cxcywh(box)
+        r = np.diag((STD_POSITION * np.r_[z[2:], z[2:]]) ** 2)
+        s = _H @ self.P @ _H.T + r
+        k = np.linalg.solve(s, _H @ self.P).T
+        self.x = self.x + k @ (z - _H @ self.x)
+        self.P = (np.eye(8) - k @ _H) @ self.P
+
+    @property
+    def box(self) -> np.ndarray:
+        cx, cy, w, h = self.x[:4]
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+def _to_cxcywh(box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64)
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
+
+
+@dataclass
+class Track:
+    kalman: KalmanBox
+    num_classes: int
+    window: int
+    id: int = -1  # public id, given once the track is confirmed
+    hits: int = 0
+    misses: int = 0
+    votes: deque[tuple[int, float]] = field(init=False)
+    totals: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.votes = deque(maxlen=self.window)
+        self.totals = np.zeros(self.num_classes)
+
+    def add(self, label: int, score: float) -> None:
+        self.votes.append((label, score))
+        self.totals[label] += score
+        self.hits += 1
+        self.misses = 0
+
+    @property
+    def label(self) -> int:
+        """The score-weighted vote over the recent window."""
+        tally = np.zeros(self.num_classes)
+        for label, score in self.votes:
+            tally[label] += score
+        return int(tally.argmax())
+
+    @property
+    def overall_label(self) -> int:
+        """The vote over the whole track: what this person is counted as."""
+        return int(self.totals.argmax())
+
+
+class FaceTracker:
+    """Give each face a persistent id across frames and a label that does not flicker.
+
+    :meth:`update` takes one frame's detections and returns them with ``track_ids`` set (-1 while a track
+    is not yet confirmed) and ``labels`` replaced by the track's vote; scores stay the detector's own, and
+    the per-frame labels are kept in ``data["frame_label"]``.
+    """
+
+    def __init__(
+        self,
+        class_names: tuple[str, ...],
+        iou_threshold: float = 0.3,
+        max_age: int = 30,
+        min_hits: int = 3,
+        vote_window: int = 15,
+    ) -> None:
+        self.class_names = tuple(class_names)
+        self.iou_threshold = iou_threshold
+        self.max_age = max_age
+        self.min_hits = min_hits
+        self.vote_window = vote_window
+        self.tracks: list[Track] = []
+        self.finished: list[Track] = []
+        self._next_id = 1
+
+    def update(self, dets: Detections) -> Detections:
+        for track in self.tracks:
+            track.kalman.predict()
+        matches, new = self._associate(dets.boxes)
+        track_ids = np.full(len(dets), -1, dtype=np.int64)
+        labels = dets.labels.copy()
+        seen = set()
+        for ti, di in matches:
+            track = self.tracks[ti]
+            track.kalman.update(dets.boxes[di])
+            track.add(int(dets.labels[di]), float(dets.scores[di]))
+            seen.add(ti)
+        for di in new:
+            track = Track(KalmanBox(dets.boxes[di]), len(self.class_names), self.vote_window)
+            track.add(int(dets.labels[di]), float(dets.scores[di]))
+            self.tracks.append(track)
+            matches.append((len(self.tracks) - 1, di))
+            seen.add(len(self.tracks) - 1)
+        for ti, di in matches:
+            track = self.tracks[ti]
+            if track.id < 0 and track.hits >= self.min_hits:
+                track.id, self._next_id = self._next_id, self._next_id + 1
+            track_ids[di] = track.id
+            labels[di] = track.label
+        self._retire(seen)
+        out = Detections(dets.boxes, dets.scores, labels, dets.class_names, track_ids, dict(dets.data))
+        out.data["frame_label"] = dets.labels.copy()
+        return out
+
+    def _associate(self, boxes: np.ndarray) -> tuple[list[tuple[int, int]], list[int]]:
+        """Hungarian assignment on IoU between predicted tracks and detections; returns the matches and the
+        detections that start new tracks."""
+        if not self.tracks or not len(boxes):
+            return [], list(range(len(boxes)))
+        iou = box_iou(np.stack([t.kalman.box for t in self.tracks]), boxes)
+        rows, cols = linear_sum_assignment(-iou)
+        matches = [
+            (int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= self.iou_threshold
+        ]
+        matched = {c for _, c in matches}
+        return matches, [d for d in range(len(boxes)) if d not in matched]
+
+    def _retire(self, seen: set[int]) -> None:
+        """Age unmatched tracks; an unconfirmed one dies at its first miss, a confirmed one after max_age."""
+        alive = []
+        for i, track in enumerate(self.tracks):
+            if i not in seen:
+                track.misses += 1
+            if track.id < 0 and track.misses > 0:
+                continue
+            if track.misses > self.max_age:
+                self.finished.append(track)
+                continue
+            alive.append(track)
+        self.tracks = alive
+
+    def people(self) -> dict[str, int]:
+        """Confirmed tracks (finished and current) per class, each counted under its overall vote."""
+        counts = dict.fromkeys(self.class_names, 0)
+        for track in self.finished + self.tracks:
+            if track.id >= 0:
+                counts[self.class_names[track.overall_label]] += 1
+        return counts
