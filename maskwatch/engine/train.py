@@ -243,7 +243,7 @@ def train(cfg: TrainConfig, on_epoch_end: Sequence[EpochCallback] = ()) -> Path:
             opt.step()
             step += 1
             row = {"step": step, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "loss": loss.item()}
-            row.update({f"loss_{n}": round(float(v), 5) for n, v in losses.items()})
+            row.update({f"loss_{n}": round(v.item(), 5) for n, v in losses.items()})
             lines.append(json.dumps(row))
             bar.set_postfix(loss=f"{row['loss']:.3f}")
         metrics = validate(det, val_ds, cfg.batch)

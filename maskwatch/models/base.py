@@ -31,6 +31,18 @@ class Detector(abc.ABC):
     model: torch.nn.Module
     device: torch.device
 
+    def __init__(
+        self, class_names: Sequence[str], imgsz: int = 640, device: str | torch.device = "cpu"
+    ) -> None:
+        self.class_names = tuple(class_names)
+        self.imgsz = imgsz
+        self.device = torch.device(device)
+        self.model = self.build_model().to(self.device).eval()
+
+    @abc.abstractmethod
+    def build_model(self) -> torch.nn.Module:
+        """The freshly initialised network for ``self.class_names`` and ``self.imgsz``."""
+
     @abc.abstractmethod
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True

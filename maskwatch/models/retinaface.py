@@ -334,12 +334,12 @@ class MaskFaceDetector(Detector):
     def __init__(
         self, class_names: Sequence[str], imgsz: int = 640, device: str | torch.device = "cpu"
     ) -> None:
-        self.class_names = tuple(class_names)
-        self.imgsz = imgsz
-        self.device = torch.device(device)
-        self.model = RetinaFaceNet(len(self.class_names)).to(self.device).eval()
+        super().__init__(class_names, imgsz, device)
         self._anchor_cache: dict[tuple[int, int], torch.Tensor] = {}
         self.focal_gamma = 0.0
+
+    def build_model(self) -> RetinaFaceNet:
+        return RetinaFaceNet(len(self.class_names))
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"input": "BGR minus mean", "mean": list(BGR_MEAN), "levels": [list(lv) for lv in LEVELS]}

@@ -52,13 +52,8 @@ class TorchvisionDetector(Detector):
     imagenet_weights: Any
     coco_weights: Any = None
 
-    def __init__(
-        self, class_names: Sequence[str], imgsz: int = 640, device: str | torch.device = "cpu"
-    ) -> None:
-        self.class_names = tuple(class_names)
-        self.imgsz = imgsz
-        self.device = torch.device(device)
-        self.model = type(self).builder(len(self.class_names) + 1, imgsz).to(self.device).eval()
+    def build_model(self) -> nn.Module:
+        return type(self).builder(len(self.class_names) + 1, self.imgsz)
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"input": "RGB in [0, 1], torchvision normalisation inside the model"}
