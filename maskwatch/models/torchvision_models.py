@@ -94,10 +94,7 @@ class TorchvisionDetector(Detector):
         self.model.load_state_dict(own)
 
     def _tensors(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        return [
-            torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float().div(255).to(self.device)
-            for im in images
-        ]
+        return [torch.tensor(im, device=self.device).permute(2, 0, 1).float().div(255) for im in images]
 
     def loss(
         self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray]
