@@ -18,10 +18,9 @@ from maskwatch.engine.evaluate import (
     predict_dataset,
 )
 from maskwatch.engine.predictions import image_index, read_predictions
-from maskwatch.engine.report import check_out_dir, format_report, write_outputs
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import write_json
-from maskwatch.models.registry import DEFAULT_MODEL, load_detector
+from maskwatch.models.names import DEFAULT_MODEL
 
 log = logging.getLogger("maskwatch")
 
@@ -71,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch and matplotlib load only when a command needs them, so the CLI starts fast
+    from maskwatch.engine.report import check_out_dir, format_report, write_outputs
+    from maskwatch.models.registry import load_detector
+
     t0 = time.perf_counter()
     check_options(args.min_size, args.conf)
     if args.gallery < 0 or args.batch < 1:
