@@ -8,6 +8,7 @@ or from a local file (``--weights FILE``: a torchvision state dict of the whole 
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,9 @@ class TorchvisionDetector(Detector):
             )
         return self.model(self._tensors(images), targets)
 
+    @abc.abstractmethod
     def _set_thresholds(self, conf: float, iou: float) -> None:
-        raise NotImplementedError
+        """torchvision keeps score and NMS thresholds on the model; set them before each call."""
 
     @torch.inference_mode()
     def predict(
