@@ -47,7 +47,13 @@ def _cfg(tiny: tuple[Path, Path], out: Path, **kw):
 def test_run_layout_and_checkpoint_contents(tiny, tmp_path: Path) -> None:
     run = train(_cfg(tiny, tmp_path))
     assert run == tmp_path / "t1"
-    assert {p.name for p in run.iterdir()} >= {"config.yaml", "metrics.jsonl", "last.pt", "best.pt"}
+    assert {p.name for p in run.iterdir()} >= {
+        "config.yaml",
+        "metrics.jsonl",
+        "results.png",
+        "last.pt",
+        "best.pt",
+    }
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["epochs"] == 2 and cfg["model"] == "maskface-mnet"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -108,7 +108,7 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "x"
 
 
-def _figure(size: tuple[float, float]) -> Any:
+def new_figure(size: tuple[float, float]) -> Any:
     from matplotlib.figure import Figure  # imported here: matplotlib costs ~0.5 s and only --out needs it
 
     return Figure(figsize=size, dpi=100, layout="constrained")
@@ -122,7 +122,7 @@ def plot_pr_curves(report: EvalReport, out: Path) -> list[Path]:
         [("range of interest", report.roi, "--")] if report.roi else []
     )
     for k, name in enumerate(report.class_names):
-        fig = _figure((5.5, 4.5))
+        fig = new_figure((5.5, 4.5))
         ax = fig.add_subplot()
         for label, run, style in runs:
             ious = (0.5, 0.75) if run is report.full else (0.5,)
@@ -159,7 +159,7 @@ def plot_confusion(report: EvalReport, path: Path) -> None:
     m = c.matrix.astype(float)
     names = [*c.class_names, "none"]
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    fig = _figure((4 + 0.9 * len(names), 2.5 + 0.7 * len(names)))
+    fig = new_figure((4 + 0.9 * len(names), 2.5 + 0.7 * len(names)))
     ax, tab = fig.subplots(2, 1, height_ratios=[len(names), 0.45 * len(c.class_names) + 0.6])
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for (i, j), v in np.ndenumerate(m):

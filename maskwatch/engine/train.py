@@ -1,9 +1,9 @@
 """The training loop: flat and readable, in the spirit of torchvision's detection references.
 
 A run lives in ``runs/train/<name>N/``: ``config.yaml`` (fully resolved), ``metrics.jsonl`` (losses per
-step, COCO AP on the validation split per epoch), ``last.pt`` (with optimizer state, for ``--resume``)
-and ``best.pt``. Every random draw is seeded from (seed, epoch, sample), so a resumed run replays exactly
-what an unbroken one would have done.
+step, COCO AP on the validation split per epoch), ``results.png`` (their curves), ``last.pt`` (with
+optimizer state, for ``--resume``) and ``best.pt``. Every random draw is seeded from (seed, epoch,
+sample), so a resumed run replays exactly what an unbroken one would have done.
 """
 
 from __future__ import annotations
@@ -268,9 +268,35 @@ def train(cfg: TrainConfig, on_epoch_end: Sequence[EpochCallback] = ()) -> Path:
             optimizer=opt.state_dict(),
             **extra,
         )
+        plot_training(metrics_path, run / "results.png")
         for callback in on_epoch_end:
             callback(epoch + 1, run, metrics)
     return run
+
+
+def plot_training(metrics_path: Path, out: Path) -> None:
+    """``results.png``: training losses per step and validation AP per epoch, the curves people look at
+    first to see whether a run converged or overfits."""
+    from maskwatch.engine.report import new_figure
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    steps = [r for r in rows if "step" in r]
+    epochs = [r for r in rows if "val" in r]
+    fig = new_figure((11, 4))
+    ax_loss, ax_ap = fig.subplots(1, 2)
+    for key in sorted({k for r in steps for k in r if k.startswith("loss")}):
+        ax_loss.plot([r["step"] for r in steps], [r[key] for r in steps], label=key, linewidth=0.8)
+    ax_loss.set(xlabel="step", ylabel="loss", title="training loss")
+    ax_loss.legend()
+    x = [r["epoch"] for r in epochs]
+    for key in ("AP", "AP50"):
+        ax_ap.plot(x, [r["val"][key] for r in epochs], marker="o", markersize=3, label=key)
+    for name in epochs[0]["val"]["per_class"] if epochs else ():
+        ax_ap.plot(x, [r["val"]["per_class"][name]["AP"] for r in epochs], linestyle="--", label=f"AP {name}")
+    ax_ap.set(xlabel="epoch", ylabel="% (validation split)", title="validation COCO AP")
+    ax_ap.legend()
+    with atomic_write(out, "wb") as f:
+        fig.savefig(f, format="png")
 
 
 def init_weights(det: Detector, path: str) -> None:
