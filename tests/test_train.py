@@ -90,6 +90,15 @@ def test_resume_reproduces_an_unbroken_run(tiny, tmp_path: Path) -> None:
     assert strip == [{k: v for k, v in json.loads(x).items() if k != "minutes"} for x in lb]
 
 
+def test_workers_do_not_change_the_training_stream(tiny, tmp_path: Path) -> None:
+    main_process = train(_cfg(tiny, tmp_path / "w0", epochs=1))
+    two_workers = train(_cfg(tiny, tmp_path / "w2", epochs=1, workers=2))
+    a = torch.load(main_process / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(two_workers / "last.pt", weights_only=False)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+
+
 def test_repeat_factor_sampler_repeats_rare_class_images() -> None:
     labels = [[0]] * 90 + [[0, 1]] * 10  # class 1 in 10% of the images
     f = repeat_factors(labels, 2, threshold=0.4)

@@ -53,7 +53,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 50
-    workers: int = 0
+    workers: int = 0  # DataLoader processes that augment while the model trains (0: in the main process)
     device: str = "cpu"
     seed: int = 0
     repeat_threshold: float = 0.3  # repeat-factor sampling; 0 disables it
@@ -127,6 +127,26 @@ class TrainSet:
     def sample(self, i: int, epoch: int, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rng = np.random.default_rng((self.seed, epoch, position))
         return augment(self.images[i], self.boxes[i], self.labels[i], self.aug, rng)
+
+
+class EpochSamples(torch.utils.data.Dataset):
+    """One epoch's augmented samples by position, for a DataLoader whose ``--workers`` augment in parallel.
+
+    A sample depends only on (seed, epoch, position), so the stream is the same for any number of workers.
+    """
+
+    def __init__(self, data: TrainSet, order: np.ndarray, epoch: int) -> None:
+        self.data, self.order, self.epoch = data, order, epoch
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.data.sample(int(self.order[k]), self.epoch, k)
+
+
+def _as_lists(samples: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    return tuple(map(list, zip(*samples, strict=True)))
 
 
 def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
@@ -224,16 +244,18 @@ def train(cfg: TrainConfig, on_epoch_end: Sequence[EpochCallback] = ()) -> Path:
     for epoch in range(start_epoch, cfg.epochs):
         det.model.train()
         order = epoch_indices(factors, np.random.default_rng((cfg.seed, epoch, 1 << 20)))
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step")
+        loader = torch.utils.data.DataLoader(
+            EpochSamples(data, order[: steps_per_epoch * cfg.batch], epoch),
+            batch_size=cfg.batch,
+            num_workers=cfg.workers,
+            collate_fn=_as_lists,
+        )
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step")
         lines = []
-        for k in bar:
-            batch_idx = order[k * cfg.batch : (k + 1) * cfg.batch]
-            if len(batch_idx) == 0:
-                break
-            samples = [data.sample(int(i), epoch, k * cfg.batch + j) for j, i in enumerate(batch_idx)]
+        for images, boxes, labels in bar:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, cfg)
-            losses = det.loss(*zip(*samples, strict=True))
+            losses = det.loss(images, boxes, labels)
             loss = torch.stack(list(losses.values())).sum()
             if not torch.isfinite(loss):
                 raise MaskwatchError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
