@@ -193,7 +193,7 @@ class RunSummary:
             f"{self.frames} frames in {self.seconds:.1f} s ({speed})"
             + (f", {self.frames_dropped} dropped to keep up" if self.frames_dropped else "")
             + (" — interrupted" if self.interrupted else ""),
-            f"{self.faces} faces seen ({labels}) in {self.frames_with_faces} frames, "
+            f"{self.faces} faces seen ({labels}); {self.frames_with_faces} frames with a face, "
             f"at most {self.max_faces} at once",
         ]
         if self.people is not None:
