@@ -99,6 +99,17 @@ def test_workers_do_not_change_the_training_stream(tiny, tmp_path: Path) -> None
         torch.testing.assert_close(a[k], b[k], msg=k)
 
 
+def test_training_without_a_val_split_keeps_the_last_epoch(tiny, tmp_path: Path) -> None:
+    split = tmp_path / "trainonly"
+    write_split({"train": [f"synth{i:03d}" for i in range(6)]}, split)
+    run = train(_cfg(tiny, tmp_path, split=str(split)))
+    best = torch.load(run / "best.pt", weights_only=False)
+    assert best["epoch"] == 1, "the last of the 2 epochs"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["val"] for r in rows if "val" in r] == [{}, {}]
+    assert (run / "results.png").stat().st_size > 0
+
+
 def test_repeat_factor_sampler_repeats_rare_class_images() -> None:
     labels = [[0]] * 90 + [[0, 1]] * 10  # class 1 in 10% of the images
     f = repeat_factors(labels, 2, threshold=0.4)

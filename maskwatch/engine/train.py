@@ -149,7 +149,9 @@ def _as_lists(samples: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
     return tuple(map(list, zip(*samples, strict=True)))
 
 
-def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
+def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, list[str]]:
+    """Train and validation sets; without a val split (e.g. a final fit on train+val) there is no
+    validation and best.pt is the last epoch."""
     ds = load_dataset(cfg.data, cfg.format, cfg.merge)
     if cfg.split:
         splits = read_split_dir(Path(cfg.split))
@@ -157,9 +159,11 @@ def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
         splits = ds.splits
     else:
         raise MaskwatchError("no split: pass --split DIR (make one with 'maskwatch data split')")
-    if "train" not in splits or "val" not in splits:
-        raise MaskwatchError("the split needs train.txt and val.txt")
-    leak = set(splits["train"]) & (set(splits["val"]) | set(splits.get("test", [])))
+    if "train" not in splits:
+        raise MaskwatchError("the split needs a train.txt")
+    if "val" not in splits:
+        log.warning("no val split: training without validation; best.pt will be the last epoch")
+    leak = set(splits["train"]) & (set(splits.get("val", [])) | set(splits.get("test", [])))
     if leak:
         raise MaskwatchError(
             f"split leaks: {len(leak)} image(s) in train and val/test, e.g. {sorted(leak)[0]!r}"
@@ -168,7 +172,8 @@ def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
     unknown = sorted(set(ds.classes) - set(classes))
     if unknown:
         raise MaskwatchError(f"dataset class {unknown[0]!r} is not in classes {classes}; map it with --merge")
-    train, val = ds.subset(splits["train"]), ds.subset(splits["val"])
+    train = ds.subset(splits["train"])
+    val = ds.subset(splits["val"]) if "val" in splits else None
     if not train.num_boxes:
         raise MaskwatchError("the training split has no boxes")
     return train, val, list(classes)
@@ -268,17 +273,19 @@ def train(cfg: TrainConfig, on_epoch_end: Sequence[EpochCallback] = ()) -> Path:
             row.update({f"loss_{n}": round(v.item(), 5) for n, v in losses.items()})
             lines.append(json.dumps(row))
             bar.set_postfix(loss=f"{row['loss']:.3f}")
-        metrics = validate(det, val_ds, cfg.batch)
+        metrics = validate(det, val_ds, cfg.batch) if val_ds is not None else {}
         row = {"epoch": epoch + 1, "val": metrics, "minutes": round((time.time() - t0) / 60, 2)}
         lines.append(json.dumps(row))
         with open(metrics_path, "a") as f:
             f.write("".join(line + "\n" for line in lines))
-        tqdm.write(
-            f"epoch {epoch + 1}: val AP {metrics['AP']:.1f} AP50 {metrics['AP50']:.1f} "
-            + " ".join(f"{c} {m['AP']:.1f}" for c, m in metrics["per_class"].items())
-        )
-        is_best = metrics["AP"] > best_ap
-        best_ap = max(best_ap, metrics["AP"])
+        if metrics:
+            tqdm.write(
+                f"epoch {epoch + 1}: val AP {metrics['AP']:.1f} AP50 {metrics['AP50']:.1f} "
+                + " ".join(f"{c} {m['AP']:.1f}" for c, m in metrics["per_class"].items())
+            )
+        ap = metrics.get("AP", float(epoch))  # without validation the latest epoch is the best
+        is_best = ap > best_ap
+        best_ap = max(best_ap, ap)
         if is_best:
             det.save(run / "best.pt", metrics=metrics, epoch=epoch, **extra)
         det.save(
@@ -303,7 +310,7 @@ def plot_training(metrics_path: Path, out: Path) -> None:
 
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     steps = [r for r in rows if "step" in r]
-    epochs = [r for r in rows if "val" in r]
+    epochs = [r for r in rows if r.get("val")]
     fig = new_figure((11, 4))
     ax_loss, ax_ap = fig.subplots(1, 2)
     for key in sorted({k for r in steps for k in r if k.startswith("loss")}):
