@@ -326,6 +326,28 @@ def postprocess(
     return b[keep], scores[keep], labels[keep]
 
 
+def image_detections(
+    boxes: torch.Tensor,
+    probs: torch.Tensor,
+    scale: float,
+    shape: tuple[int, int],
+    conf: float,
+    iou: float,
+    agnostic: bool,
+    class_names: tuple[str, ...],
+) -> Detections:
+    """Threshold + NMS one image's decoded boxes (network pixels), mapped back to its (h, w) pixels.
+
+    Shared by ``MaskFaceDetector.predict`` and the video predictors, so both backends agree exactly.
+    """
+    b, s, lab = postprocess(boxes, probs, conf, iou, agnostic)
+    b = (b / scale).cpu().numpy()
+    h, w = shape
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
+    return Detections(b, s.cpu().numpy(), lab.cpu().numpy(), class_names)
+
+
 class MaskFaceDetector(Detector):
     """The RetinaFace-style mask detector behind the :class:`Detector` interface."""
 
@@ -403,12 +425,7 @@ class MaskFaceDetector(Detector):
         loc, logits = self.model(x)
         boxes = decode(loc, self.anchors(x.shape[2], x.shape[3]))
         probs = logits.softmax(-1)[..., 1:]
-        out = []
-        for i, (im, (_, scale)) in enumerate(zip(images, prepared, strict=True)):
-            b, s, lab = postprocess(boxes[i], probs[i], conf, iou, agnostic)
-            b = (b / scale).cpu().numpy()
-            h, w = im.shape[:2]
-            b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
-            b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
-            out.append(Detections(b, s.cpu().numpy(), lab.cpu().numpy(), self.class_names))
-        return out
+        return [
+            image_detections(boxes[i], probs[i], scale, im.shape[:2], conf, iou, agnostic, self.class_names)
+            for i, (im, (_, scale)) in enumerate(zip(images, prepared, strict=True))
+        ]

@@ -32,7 +32,7 @@ from maskwatch.models.retinaface import (
     PAD_MULTIPLE,
     DecodedRetinaFace,
     MaskFaceDetector,
-    postprocess,
+    image_detections,
     resize_long_side,
 )
 
@@ -121,28 +121,10 @@ class RetinaPredictor(Predictor):
                 continue
             boxes, probs = self.run_network(np.stack([p.tensor for p in group]))
             out.extend(
-                to_detections(boxes[i], probs[i], p, conf, iou, agnostic, self.class_names)
+                image_detections(boxes[i], probs[i], p.scale, p.shape, conf, iou, agnostic, self.class_names)
                 for i, p in enumerate(group)
             )
         return out
-
-
-def to_detections(
-    boxes: torch.Tensor,
-    probs: torch.Tensor,
-    prepared: Prepared,
-    conf: float,
-    iou: float,
-    agnostic: bool,
-    class_names: tuple[str, ...],
-) -> Detections:
-    """Threshold + NMS one image's decoded boxes and map them back to its own pixels."""
-    b, s, lab = postprocess(boxes, probs, conf, iou, agnostic)
-    b = (b / prepared.scale).numpy()
-    h, w = prepared.shape
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
-    return Detections(b, s.numpy(), lab.numpy(), class_names)
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:
