@@ -15,82 +15,82 @@ import numpy as np
 
 @dataclass
 class Detections:
-    """Detections in one image: ``boxes`` (N, 4) absolute xyxy pixels, ``scores`` (N,), ``labels`` (N,)
-    indices into ``class_names``, and optional ``track_ids`` (N,) set by a tracker."""
+    """Detections in one image: ``xyxy`` (N, 4) absolute pixels, ``confidence`` (N,), ``class_id`` (N,)
+    indices into ``class_names``, and optional ``tracker_id`` (N,) set by a tracker (supervision's names)."""
 
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
     class_names: tuple[str, ...]
-    track_ids: np.ndarray | None = None
+    tracker_id: np.ndarray | None = None
     data: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
-        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
-        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        self.class_id = np.asarray(self.class_id, dtype=np.int64).reshape(-1)
         self.class_names = tuple(self.class_names)
-        n = len(self.boxes)
-        if len(self.scores) != n or len(self.labels) != n:
+        n = len(self.xyxy)
+        if len(self.confidence) != n or len(self.class_id) != n:
             raise ValueError(
-                f"boxes ({n}), scores ({len(self.scores)}) and labels ({len(self.labels)}) differ"
+                f"xyxy ({n}), confidence ({len(self.confidence)}) and class_id ({len(self.class_id)}) differ"
             )
-        if self.track_ids is not None:
-            self.track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
-            if len(self.track_ids) != n:
-                raise ValueError("track_ids length differs from boxes")
+        if self.tracker_id is not None:
+            self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64).reshape(-1)
+            if len(self.tracker_id) != n:
+                raise ValueError("tracker_id length differs from xyxy")
 
     @classmethod
     def empty(cls, class_names: Sequence[str]) -> Detections:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0), tuple(class_names))
 
     def __len__(self) -> int:
-        return len(self.boxes)
+        return len(self.xyxy)
 
     def __getitem__(self, index: Any) -> Detections:
         """Select detections by a boolean mask, an index array or a slice."""
         if isinstance(index, (int, np.integer)):
             index = [index]
         return Detections(
-            self.boxes[index],
-            self.scores[index],
-            self.labels[index],
+            self.xyxy[index],
+            self.confidence[index],
+            self.class_id[index],
             self.class_names,
-            None if self.track_ids is None else self.track_ids[index],
+            None if self.tracker_id is None else self.tracker_id[index],
             {k: v[index] for k, v in self.data.items()},
         )
 
     @property
     def label_names(self) -> list[str]:
-        return [self.class_names[i] for i in self.labels]
+        return [self.class_names[i] for i in self.class_id]
 
     @property
     def widths(self) -> np.ndarray:
-        return self.boxes[:, 2] - self.boxes[:, 0]
+        return self.xyxy[:, 2] - self.xyxy[:, 0]
 
     @property
     def heights(self) -> np.ndarray:
-        return self.boxes[:, 3] - self.boxes[:, 1]
+        return self.xyxy[:, 3] - self.xyxy[:, 1]
 
     def filter(self, conf: float = 0.0, min_size: float = 0.0) -> Detections:
         """Keep detections scoring at least ``conf`` whose shorter side is at least ``min_size`` px."""
-        keep = (self.scores >= conf) & (np.minimum(self.widths, self.heights) >= min_size)
+        keep = (self.confidence >= conf) & (np.minimum(self.widths, self.heights) >= min_size)
         return self[keep]
 
     def counts(self) -> dict[str, int]:
         """Number of detections per class name (every class present, zeros included)."""
-        return {name: int((self.labels == i).sum()) for i, name in enumerate(self.class_names)}
+        return {name: int((self.class_id == i).sum()) for i, name in enumerate(self.class_names)}
 
     def to_list(self) -> list[dict[str, Any]]:
         """JSON-ready list: ``{"box": [x1, y1, x2, y2], "label": name, "score": s[, "track": id]}``."""
         out = []
         for i in range(len(self)):
             item: dict[str, Any] = {
-                "box": [round(float(v), 1) for v in self.boxes[i]],
-                "label": self.class_names[self.labels[i]],
-                "score": round(float(self.scores[i]), 4),
+                "box": [round(float(v), 1) for v in self.xyxy[i]],
+                "label": self.class_names[self.class_id[i]],
+                "score": round(float(self.confidence[i]), 4),
             }
-            if self.track_ids is not None:
-                item["track"] = int(self.track_ids[i])
+            if self.tracker_id is not None:
+                item["track"] = int(self.tracker_id[i])
             out.append(item)
         return out

@@ -40,7 +40,7 @@ def test_default_model_finds_faces_with_the_right_class(kaggle: Path) -> None:
     classes_seen = set()
     for rec in chosen[:20]:
         found = det(load_image(rec.image), conf=0.5)
-        iou = box_iou(torch.as_tensor(rec.boxes), torch.as_tensor(found.boxes, dtype=torch.float64))
+        iou = box_iou(torch.as_tensor(rec.boxes), torch.as_tensor(found.xyxy, dtype=torch.float64))
         for g, label in enumerate(rec.labels):
             total += 1
             if len(found) and iou[g].max() > 0.5 and found.label_names[int(iou[g].argmax())] == label:

@@ -97,7 +97,7 @@ def test_categories_are_matched_by_name_not_position() -> None:
     reversed_names = ("no_mask", "with_mask")
     pred = dets((BIG, 0.9, "with_mask"), ([200, 200, 300, 300], 0.8, "no_mask"), names=reversed_names)
     assert evaluate(ds, [pred], CLASSES)["AP"] == 100.0
-    swapped = Detections(pred.boxes, pred.scores, pred.labels, CLASSES)  # same indices, other meaning
+    swapped = Detections(pred.xyxy, pred.confidence, pred.class_id, CLASSES)  # same indices, other meaning
     assert evaluate(ds, [swapped], CLASSES)["AP"] == 0.0
 
 

@@ -35,10 +35,10 @@ def exported(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
 
 def assert_same_detections(ref, got) -> None:
     assert len(ref) == len(got) > 0
-    order_r, order_g = np.argsort(-ref.scores), np.argsort(-got.scores)
-    np.testing.assert_allclose(got.boxes[order_g], ref.boxes[order_r], atol=1.0)
-    np.testing.assert_allclose(got.scores[order_g], ref.scores[order_r], atol=1e-3)
-    assert np.array_equal(got.labels[order_g], ref.labels[order_r])
+    order_r, order_g = np.argsort(-ref.confidence), np.argsort(-got.confidence)
+    np.testing.assert_allclose(got.xyxy[order_g], ref.xyxy[order_r], atol=1.0)
+    np.testing.assert_allclose(got.confidence[order_g], ref.confidence[order_r], atol=1e-3)
+    assert np.array_equal(got.class_id[order_g], ref.class_id[order_r])
 
 
 def test_onnx_matches_torch_on_real_images(exported: tuple[Path, Path], kaggle: Path) -> None:

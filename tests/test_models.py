@@ -53,8 +53,8 @@ def test_loss_falls_and_checkpoint_round_trips(arch: str, steps: int, lr: float,
     assert again.arch == arch and again.class_names == CLASSES and again.imgsz == 128
     after = again.predict(images[:1], conf=0.0)[0]
     assert len(after) == len(before) > 0
-    np.testing.assert_allclose(after.boxes, before.boxes, atol=1e-3)
-    np.testing.assert_allclose(after.scores, before.scores, atol=1e-5)
+    np.testing.assert_allclose(after.xyxy, before.xyxy, atol=1e-3)
+    np.testing.assert_allclose(after.confidence, before.confidence, atol=1e-5)
     assert set(after.label_names) <= set(CLASSES)
 
 
@@ -70,7 +70,7 @@ def test_face_weights_find_faces(kaggle: Path, shared: Path) -> None:
     found = det(load_image(rec.image), conf=0.2)
     from torchvision.ops import box_iou
 
-    iou = box_iou(torch.as_tensor(rec.boxes), torch.as_tensor(found.boxes, dtype=torch.float64))
+    iou = box_iou(torch.as_tensor(rec.boxes), torch.as_tensor(found.xyxy, dtype=torch.float64))
     assert (iou.max(1).values > 0.5).all(), "every labelled face is found"
 
 

@@ -33,7 +33,7 @@ def test_ids_persist_through_motion_order_and_gaps() -> None:
         rng.shuffle(names)
         out = tracker.update(frame_dets([faces[n] for n in names], [0] * len(names)))
         if t >= 2:  # confirmed after min_hits=3 detections
-            for name, tid in zip(names, out.track_ids, strict=True):
+            for name, tid in zip(names, out.tracker_id, strict=True):
                 ids[name].add(int(tid))
     assert len(ids["a"]) == 1 and len(ids["b"]) == 1 and ids["a"] != ids["b"]
     assert min(ids["a"] | ids["b"]) >= 1
@@ -48,7 +48,7 @@ def test_label_vote_stops_flicker_and_counts_people_by_majority() -> None:
     for t in range(30):
         label = 1 if t % 4 == 3 else 0
         out = tracker.update(frame_dets([[100 + t, 100, 160 + t, 170]], [label], [0.8]))
-        voted.append(int(out.labels[0]))
+        voted.append(int(out.class_id[0]))
         raw.append(int(out.data["frame_label"][0]))
     assert set(voted) == {0} and 1 in raw
     assert tracker.people() == {"with_mask": 1, "no_mask": 0}
@@ -58,10 +58,10 @@ def test_one_frame_false_alarm_is_not_a_person() -> None:
     """A track becomes a person only after min_hits consecutive detections; until then its id is -1."""
     tracker = FaceTracker(CLASSES, min_hits=3)
     first = tracker.update(frame_dets([[0, 0, 30, 30], [300, 300, 340, 350]], [1, 0]))
-    assert list(first.track_ids) == [-1, -1]
+    assert list(first.tracker_id) == [-1, -1]
     for t in range(1, 6):  # only the second face stays
         out = tracker.update(frame_dets([[300 + t, 300, 340 + t, 350]], [0]))
-        assert out.track_ids[0] == (-1 if t < 2 else 1)
+        assert out.tracker_id[0] == (-1 if t < 2 else 1)
     assert tracker.people() == {"with_mask": 1, "no_mask": 0}
 
 
@@ -69,11 +69,11 @@ def test_track_ends_after_max_age_and_a_returning_face_is_new() -> None:
     tracker = FaceTracker(CLASSES, max_age=3)
     box = [[50, 50, 100, 110]]
     for _ in range(4):
-        first_id = tracker.update(frame_dets(box, [1])).track_ids[0]
+        first_id = tracker.update(frame_dets(box, [1])).tracker_id[0]
     for _ in range(5):
         tracker.update(frame_dets([], []))
     for _ in range(4):
-        second_id = tracker.update(frame_dets(box, [1])).track_ids[0]
+        second_id = tracker.update(frame_dets(box, [1])).tracker_id[0]
     assert first_id == 1 and second_id == 2
     assert tracker.people() == {"with_mask": 0, "no_mask": 2}
 

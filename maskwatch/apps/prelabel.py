@@ -44,6 +44,6 @@ def prelabel(
             pixels = [load_image(p) for p in chunk]
             for path, im, det in zip(chunk, pixels, detector.predict(pixels, conf=conf), strict=True):
                 det = det.filter(conf=conf, min_size=min_face)
-                records.append(Annotation(path, im.shape[1], im.shape[0], det.boxes, det.label_names))
+                records.append(Annotation(path, im.shape[1], im.shape[0], det.xyxy, det.label_names))
             bar.update(len(chunk))
     return Dataset(records, list(detector.class_names))

@@ -185,14 +185,14 @@ def confusion_at(
     for rec, det in zip(ds.records, predictions, strict=True):
         gt_labels = np.array([index[lab] for lab in rec.labels], dtype=np.int64)
         gt_ignore = small_box_mask(rec.boxes, min_size)
-        keep = np.nonzero((det.scores >= conf) & ~small_box_mask(det.boxes, min_size))[0]
-        keep = np.sort(keep[agnostic_nms(det.boxes[keep], det.scores[keep], nms_iou)])
+        keep = np.nonzero((det.confidence >= conf) & ~small_box_mask(det.xyxy, min_size))[0]
+        keep = np.sort(keep[agnostic_nms(det.xyxy[keep], det.confidence[keep], nms_iou)])
         if det.class_names not in luts:
             luts[det.class_names] = np.array([index.get(n, -1) for n in det.class_names], dtype=np.int64)
-        det_labels = luts[det.class_names][det.labels[keep]]
+        det_labels = luts[det.class_names][det.class_id[keep]]
         if (det_labels < 0).any():
             raise ValueError(f"prediction classes {det.class_names} are not all in {class_names}")
-        gt_match, det_match = match_image(rec.boxes, gt_ignore, det.boxes[keep], det.scores[keep], iou)
+        gt_match, det_match = match_image(rec.boxes, gt_ignore, det.xyxy[keep], det.confidence[keep], iou)
 
         gt_state = np.full(len(gt_labels), MISS, dtype=np.int64)
         hit = gt_match >= 0

@@ -138,17 +138,17 @@ def coco_results(
         lut = luts.setdefault(
             det.class_names, np.array([cat_id.get(n, 0) for n in det.class_names], np.int64)
         )
-        cats = lut[det.labels]
+        cats = lut[det.class_id]
         if (cats == 0).any():
-            name = det.class_names[det.labels[np.argmin(cats)]]
+            name = det.class_names[det.class_id[np.argmin(cats)]]
             raise MaskwatchError(
                 f"prediction class {name!r} is not a dataset class ({', '.join(class_names)})"
             )
-        b = det.boxes.astype(np.float64)
+        b = det.xyxy.astype(np.float64)
         xywh = np.c_[b[:, :2], b[:, 2:] - b[:, :2]].tolist()
         out += [
             {"image_id": img_id, "category_id": c, "bbox": box, "score": s}
-            for c, box, s in zip(cats.tolist(), xywh, det.scores.astype(np.float64).tolist(), strict=True)
+            for c, box, s in zip(cats.tolist(), xywh, det.confidence.astype(np.float64).tolist(), strict=True)
         ]
     return out
 

@@ -208,10 +208,10 @@ def draw_errors(
                 (box[0] + line, box[1] + line), class_names[lab], fill=GT_COLOURS[int(state)], font=font
             )
     for i, lab, state in zip(match.det_index, match.det_labels, match.det_state, strict=True):
-        box = det.boxes[i] * scale
+        box = det.xyxy[i] * scale
         colour = DET_COLOURS[int(state)]
         draw.rectangle(box.tolist(), outline=colour, width=line)
-        draw.text((box[0], box[3] + 1), f"{class_names[lab]} {det.scores[i]:.2f}", fill=colour, font=font)
+        draw.text((box[0], box[3] + 1), f"{class_names[lab]} {det.confidence[i]:.2f}", fill=colour, font=font)
     return im
 
 

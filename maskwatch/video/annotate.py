@@ -69,17 +69,17 @@ class Annotator:
     def __call__(self, image: np.ndarray, dets: Detections, fps: float | None = None) -> np.ndarray:
         out = image.copy()
         if self.blur and len(dets):
-            blur_regions(out, dets.boxes)
+            blur_regions(out, dets.xyxy)
         side = min(out.shape[:2])
         thick = max(1, round(side / 300))
         scale = max(0.4, side / 900)
         for i in range(len(dets)):
-            color = self.colors[dets.labels[i]]
-            x1, y1, x2, y2 = (round(float(v)) for v in dets.boxes[i])
+            color = self.colors[dets.class_id[i]]
+            x1, y1, x2, y2 = (round(float(v)) for v in dets.xyxy[i])
             cv2.rectangle(out, (x1, y1), (x2, y2), color, thick, cv2.LINE_AA)
-            text = f"{self.class_names[dets.labels[i]]} {dets.scores[i]:.2f}"
-            if dets.track_ids is not None and dets.track_ids[i] >= 0:
-                text += f" #{dets.track_ids[i]}"
+            text = f"{self.class_names[dets.class_id[i]]} {dets.confidence[i]:.2f}"
+            if dets.tracker_id is not None and dets.tracker_id[i] >= 0:
+                text += f" #{dets.tracker_id[i]}"
             _label(out, text, (x1, y1), color, scale, thick)
         if self.overlay:
             counts = dets.counts()

@@ -134,18 +134,18 @@ class FaceTracker:
     def update(self, dets: Detections) -> Detections:
         for track in self.tracks:
             track.kalman.predict()
-        matches, new = self._associate(dets.boxes)
+        matches, new = self._associate(dets.xyxy)
         track_ids = np.full(len(dets), -1, dtype=np.int64)
-        labels = dets.labels.copy()
+        labels = dets.class_id.copy()
         seen = set()
         for ti, di in matches:
             track = self.tracks[ti]
-            track.kalman.update(dets.boxes[di])
-            track.add(int(dets.labels[di]), float(dets.scores[di]))
+            track.kalman.update(dets.xyxy[di])
+            track.add(int(dets.class_id[di]), float(dets.confidence[di]))
             seen.add(ti)
         for di in new:
-            track = Track(KalmanBox(dets.boxes[di]), len(self.class_names), self.vote_window)
-            track.add(int(dets.labels[di]), float(dets.scores[di]))
+            track = Track(KalmanBox(dets.xyxy[di]), len(self.class_names), self.vote_window)
+            track.add(int(dets.class_id[di]), float(dets.confidence[di]))
             self.tracks.append(track)
             matches.append((len(self.tracks) - 1, di))
             seen.add(len(self.tracks) - 1)
@@ -156,8 +156,8 @@ class FaceTracker:
             track_ids[di] = track.id
             labels[di] = track.label
         self._retire(seen)
-        out = Detections(dets.boxes, dets.scores, labels, dets.class_names, track_ids, dict(dets.data))
-        out.data["frame_label"] = dets.labels.copy()
+        out = Detections(dets.xyxy, dets.confidence, labels, dets.class_names, track_ids, dict(dets.data))
+        out.data["frame_label"] = dets.class_id.copy()
         return out
 
     def _associate(self, boxes: np.ndarray) -> tuple[list[tuple[int, int]], list[int]]:
