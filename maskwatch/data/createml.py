@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.data.layout import cxcywh_to_xyxy, find_image, find_json, xyxy_to_cxcywh
+from maskwatch.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
+from maskwatch.data.layout import find_image, find_json
 from maskwatch.data.record import Annotation, Dataset, classes_in_order, finalize_records
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import image_size, link_or_copy, progress, read_json, write_json

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from maskwatch import __version__
 from maskwatch.data.record import Dataset
 from maskwatch.data.split import read_split_dir, write_split
@@ -50,18 +48,6 @@ def known_size(image: Path, width: Any, height: Any) -> tuple[int, int]:
     except (TypeError, ValueError):
         w = h = 0
     return (w, h) if w > 0 and h > 0 else image_size(image)
-
-
-def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    """Centre-based ``cx, cy, w, h`` (YOLO, CreateML) to corner ``x1, y1, x2, y2``."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    half = b[:, 2:] / 2
-    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
-
-
-def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], axis=1)
 
 
 def check_unique_stems(ds: Dataset) -> None:

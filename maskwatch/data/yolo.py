@@ -27,13 +27,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from maskwatch.data.layout import (
-    SIDECAR,
-    cxcywh_to_xyxy,
-    image_files,
-    split_membership,
-    xyxy_to_cxcywh,
-)
+from maskwatch.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
+from maskwatch.data.layout import SIDECAR, image_files, split_membership
 from maskwatch.data.record import Annotation, Dataset, finalize_records
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, image_size, link_or_copy, progress

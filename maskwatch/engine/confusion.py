@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from maskwatch.boxes import box_iou, nms
 from maskwatch.data.record import Dataset
 from maskwatch.detections import Detections
 
@@ -33,30 +34,6 @@ def small_box_mask(boxes: np.ndarray, min_size: float) -> np.ndarray:
     """Boxes (N, 4 xyxy) whose shorter side is below ``min_size`` pixels: the range-of-interest test."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) < min_size
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes, areas as w·h like pycocotools (no +1 pixel)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def agnostic_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy class-agnostic NMS, best score first (stable for ties)."""
-    order = np.argsort(-np.asarray(scores), kind="mergesort")
-    ious = box_iou(boxes[order], boxes[order])
-    suppressed = np.zeros(len(order), dtype=bool)
-    for i in range(len(order)):
-        if not suppressed[i]:
-            suppressed[i + 1 :] |= ious[i, i + 1 :] > iou
-    return order[~suppressed]
 
 
 @dataclass
@@ -186,7 +163,7 @@ def confusion_at(
         gt_labels = np.array([index[lab] for lab in rec.labels], dtype=np.int64)
         gt_ignore = small_box_mask(rec.boxes, min_size)
         keep = np.nonzero((det.confidence >= conf) & ~small_box_mask(det.xyxy, min_size))[0]
-        keep = np.sort(keep[agnostic_nms(det.xyxy[keep], det.confidence[keep], nms_iou)])
+        keep = np.sort(keep[nms(det.xyxy[keep], det.confidence[keep], nms_iou)])
         if det.class_names not in luts:
             luts[det.class_names] = np.array([index.get(n, -1) for n in det.class_names], dtype=np.int64)
         det_labels = luts[det.class_names][det.class_id[keep]]

@@ -36,6 +36,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
+from maskwatch.boxes import xyxy_to_xywh
 from maskwatch.data.record import Dataset
 from maskwatch.detections import Detections
 from maskwatch.engine.confusion import Confusion, confusion_at, small_box_mask
@@ -106,7 +107,7 @@ def coco_ground_truth(
     for img_id, r in zip(ids, ds.records, strict=True):
         images.append({"id": img_id, "file_name": r.name, "width": r.width, "height": r.height})
         small = small_box_mask(r.boxes, min_size)
-        xywh = np.c_[r.boxes[:, :2], r.boxes[:, 2:] - r.boxes[:, :2]].tolist()
+        xywh = xyxy_to_xywh(r.boxes).tolist()
         for (x, y, w, h), lab, ignore in zip(xywh, r.labels, small.tolist(), strict=True):
             for cat in cat_id.values() if ignore else (cat_id[lab],):
                 ann = {
@@ -144,8 +145,7 @@ def coco_results(
             raise MaskwatchError(
                 f"prediction class {name!r} is not a dataset class ({', '.join(class_names)})"
             )
-        b = det.xyxy.astype(np.float64)
-        xywh = np.c_[b[:, :2], b[:, 2:] - b[:, :2]].tolist()
+        xywh = xyxy_to_xywh(det.xyxy).tolist()
         out += [
             {"image_id": img_id, "category_id": c, "bbox": box, "score": s}
             for c, box, s in zip(cats.tolist(), xywh, det.confidence.astype(np.float64).tolist(), strict=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from maskwatch.boxes import xywh_to_xyxy
 from maskwatch.data.coco import find_coco_json
 from maskwatch.data.formats import detect_format
 from maskwatch.data.record import Dataset
@@ -209,7 +210,7 @@ def read_predictions(
     if negative.any():
         i = int(np.argmax(negative))
         raise MaskwatchError(f"{path}: entry {rows[i]}: bbox {bboxes[i]!r} has a negative width or height")
-    boxes = np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]
+    boxes = xywh_to_xyxy(xywh)
     owner = np.asarray(where, dtype=np.int64)
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(len(ds) + 1))

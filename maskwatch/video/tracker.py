@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from maskwatch.boxes import box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
 from maskwatch.detections import Detections
-from maskwatch.engine.confusion import box_iou
 
 # ByteTrack's process/measurement noise, relative to the box size (frame-rate independent enough).
 STD_POSITION = 1.0 / 20
@@ -62,13 +62,14 @@ class KalmanBox:
 
     @property
     def box(self) -> np.ndarray:
-        cx, cy, w, h = self.x[:4]
-        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+        return cxcywh_to_xyxy(self.x[:4])[0]
 
 
 def _to_cxcywh(box: np.ndarray) -> np.ndarray:
-    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64)
-    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
+    """Kalman measurement: centre and size, the size at least a pixel so the noise model stays positive."""
+    z = xyxy_to_cxcywh(box)[0]
+    z[2:] = np.maximum(z[2:], 1.0)
+    return z
 
 
 @dataclass

@@ -1,0 +1,114 @@
+"""Box maths in NumPy, the one copy every layer uses (models, evaluation, tracking, formats).
+
+NumPy only, never torch, so the ONNX inference path, the tracker and the dataset formats run without it.
+Boxes are (N, 4) arrays; ``xyxy`` is corners in pixels, ``xywh`` is top-left corner plus size (COCO),
+``cxcywh`` is centre plus size (YOLO, CreateML, the Kalman state). Areas are w·h without the +1 pixel of
+old PASCAL code, as in pycocotools and torchvision, so IoUs here equal theirs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "batched_nms",
+    "box_area",
+    "box_iou",
+    "clip_boxes",
+    "cxcywh_to_xyxy",
+    "nms",
+    "xywh_to_xyxy",
+    "xyxy_to_cxcywh",
+    "xyxy_to_xywh",
+]
+
+
+def _as_boxes(boxes: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    return np.asarray(boxes, dtype=dtype).reshape(-1, 4)
+
+
+def box_area(xyxy: np.ndarray) -> np.ndarray:
+    """Area of each box; inverted boxes count as zero rather than negative."""
+    b = _as_boxes(xyxy)
+    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) of xyxy boxes; 0 where both boxes are empty."""
+    a, b = _as_boxes(a), _as_boxes(b)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy NMS, best score first: a box is dropped when its IoU with a kept, better
+    box is above ``iou`` (torchvision's rule). Ties keep input order (stable sort).
+
+    One kept box at a time against the rest, so memory stays O(N) for the thousands of candidates a low
+    evaluation threshold produces, where a full IoU matrix would be O(N²).
+    """
+    b = _as_boxes(xyxy, np.float32)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    x1, y1, x2, y2 = b[order].T
+    areas = (x2 - x1) * (y2 - y1)
+    keep = []
+    rest = np.arange(len(order))
+    while rest.size:
+        i, rest = rest[0], rest[1:]
+        keep.append(i)
+        if not rest.size:
+            break
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        union = areas[i] + areas[rest] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        rest = rest[overlap <= iou]
+    return order[np.asarray(keep, dtype=np.int64)]
+
+
+def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float) -> np.ndarray:
+    """NMS within each class separately; kept indices sorted by decreasing score (as torchvision's)."""
+    scores = np.asarray(scores)
+    class_ids = np.asarray(class_ids)
+    if scores.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    b = _as_boxes(xyxy, np.float32)
+    kept = [
+        np.flatnonzero(class_ids == c)[nms(b[class_ids == c], scores[class_ids == c], iou)]
+        for c in np.unique(class_ids)
+    ]
+    keep = np.concatenate(kept)
+    return keep[np.argsort(-scores[keep].astype(np.float64), kind="stable")]
+
+
+def xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
+    b = _as_boxes(xyxy)
+    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
+
+
+def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
+    b = _as_boxes(xywh)
+    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
+
+
+def xyxy_to_cxcywh(xyxy: np.ndarray) -> np.ndarray:
+    b = _as_boxes(xyxy)
+    return np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], axis=1)
+
+
+def cxcywh_to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
+    b = _as_boxes(cxcywh)
+    half = b[:, 2:] / 2
+    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
+
+
+def clip_boxes(xyxy: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Boxes clipped to the image ``[0, width] x [0, height]``, in a new array of the input's dtype."""
+    b = np.array(xyxy, copy=True).reshape(-1, 4)
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
+    return b
