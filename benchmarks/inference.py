@@ -20,7 +20,7 @@ import torch
 
 from maskwatch.io import load_image
 from maskwatch.models.registry import load_detector
-from maskwatch.models.runtime import load_predictor
+from maskwatch.predict import load_predictor
 
 
 def time_images(predict, images: list[np.ndarray], runs: int, warmup: int = 5) -> float:

@@ -31,7 +31,7 @@ import numpy as np
 
 from maskwatch.detections import Detections
 from maskwatch.models.registry import load_detector
-from maskwatch.models.runtime import Predictor, load_predictor
+from maskwatch.predict import Predictor, load_predictor
 from maskwatch.video.pipeline import DetectionPipeline, DetectOptions
 from maskwatch.video.sinks import JsonlSink, VideoSink
 from maskwatch.video.sources import VideoFileSource

@@ -14,10 +14,10 @@ import torch
 from maskwatch.cli import main
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import load_image
-from maskwatch.models.onnx_backend import OnnxPredictor
 from maskwatch.models.registry import load_detector
 from maskwatch.models.retinaface import LEVELS, batch_tensor, letterbox, make_anchors
-from maskwatch.models.runtime import load_predictor
+from maskwatch.predict import load_predictor
+from maskwatch.predict.onnx import OnnxPredictor
 from tests.test_video import make_dev_checkpoint
 
 IMAGES = ["maksssksksss0.jpg", "maksssksksss10.jpg", "maksssksksss100.jpg", "maksssksksss106.jpg"]

@@ -49,7 +49,7 @@ def dev_model(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def dev_onnx(dev_model: Path) -> Path:
     """The same model exported once, so runs on the ONNX backend do not each pay for an export."""
-    from maskwatch.models.onnx_backend import export_onnx
+    from maskwatch.models.export import export_onnx
     from maskwatch.models.registry import load_detector
 
     return export_onnx(load_detector(dev_model), dev_model.with_suffix(".onnx"))

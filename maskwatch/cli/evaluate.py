@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # torch and matplotlib load only when a command needs them, so the CLI starts fast
     from maskwatch.engine.report import check_out_dir, format_report, write_outputs
-    from maskwatch.models.registry import load_detector
+    from maskwatch.predict import load_for_eval
 
     t0 = time.perf_counter()
     check_options(args.min_size, args.conf)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         predictions = read_predictions(args.predictions, ds, class_names, index, merge)
         extra["predictions"] = str(args.predictions)
     else:
-        detector = load_detector(args.model or DEFAULT_MODEL, device=args.device)
+        detector = load_for_eval(args.model or DEFAULT_MODEL, device=args.device)
         class_names = tuple(detector.class_names)
         check_classes(ds, class_names)  # before minutes of inference, not after
         predictions = predict_dataset(detector, ds, batch=args.batch, progress=not args.quiet)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from maskwatch.models.onnx_backend import export_onnx
+    from maskwatch.models.export import export_onnx
     from maskwatch.models.registry import load_detector
 
     detector = load_detector(args.model)

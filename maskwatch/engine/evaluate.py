@@ -45,6 +45,7 @@ from maskwatch.io import load_image
 
 if TYPE_CHECKING:  # the models import torch; scoring a predictions file does not need it
     from maskwatch.models.base import Detector
+    from maskwatch.predict import Predictor
 
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 # Running a model for evaluation: a low score threshold so the whole precision/recall curve is scored, and
@@ -421,7 +422,7 @@ def evaluate_dataset(
 
 
 def predict_dataset(
-    detector: Detector,
+    detector: Detector | Predictor,
     ds: Dataset,
     batch: int = 8,
     conf: float = EVAL_CONF,

@@ -210,9 +210,8 @@ def train(cfg: TrainConfig, on_epoch_end: Sequence[EpochCallback] = ()) -> Path:
         state = None
     train_ds, val_ds, classes = split_datasets(cfg)
     torch.manual_seed(cfg.seed)
-    det = build_detector(cfg.model, classes, cfg.imgsz, cfg.device)
-    if hasattr(det, "focal_gamma"):
-        det.focal_gamma = cfg.focal_gamma
+    options = {"focal_gamma": cfg.focal_gamma} if cfg.focal_gamma else {}  # a loss setting, where one is set
+    det = build_detector(cfg.model, classes, cfg.imgsz, cfg.device, **options)
     if state is not None:
         det.model.load_state_dict(state["state_dict"])
     elif cfg.weights:
@@ -340,7 +339,5 @@ def init_weights(det: Detector, path: str) -> None:
                 f"{path}: a {ckpt['arch']} checkpoint for {ckpt['class_names']} cannot start this run"
             )
         det.model.load_state_dict(ckpt["state_dict"])
-    elif hasattr(det, "load_face_weights"):
-        det.load_face_weights(path)
     else:
-        det.load_pretrained(path)  # type: ignore[attr-defined]
+        det.init_weights(path)

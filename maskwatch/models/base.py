@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,21 +23,58 @@ CHECKPOINT_VERSION = 1
 
 
 class Detector(abc.ABC):
-    """A trained detector: RGB ``uint8`` images in, one :class:`Detections` per image out."""
+    """A trained detector: RGB ``uint8`` images in, one :class:`Detections` per image out.
+
+    Besides the abstract methods, an architecture may offer optional capabilities that callers use
+    without knowing its class: construction ``options`` (loss settings), :meth:`init_weights` (start a
+    training run from external weights) and :meth:`inference_module` (a decoded graph that the fast
+    predictors and the ONNX export run).
+    """
 
     arch: str
     class_names: tuple[str, ...]
     imgsz: int
     model: torch.nn.Module
     device: torch.device
+    #: Settings accepted at construction (``build_detector(..., **options)``) and their defaults.
+    options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
-        self, class_names: Sequence[str], imgsz: int = 640, device: str | torch.device = "cpu"
+        self,
+        class_names: Sequence[str],
+        imgsz: int = 640,
+        device: str | torch.device = "cpu",
+        **options: Any,
     ) -> None:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise MaskwatchError(f"{self.arch}: unknown option {unknown[0]!r} (accepted: {known})")
+        for key, default in self.options.items():
+            value = options.get(key, default)
+            try:
+                setattr(self, key, type(default)(value))
+            except (TypeError, ValueError):
+                raise MaskwatchError(
+                    f"{self.arch}: option {key}={value!r} is not a {type(default).__name__}"
+                ) from None
         self.class_names = tuple(class_names)
         self.imgsz = imgsz
         self.device = torch.device(device)
         self.model = self.build_model().to(self.device).eval()
+
+    def init_weights(self, source: str | Path) -> None:
+        """Initialise from weights that are not a maskwatch checkpoint (architecture-specific)."""
+        raise MaskwatchError(f"{source}: {self.arch} can only start from a maskwatch checkpoint")
+
+    def inference_module(self) -> torch.nn.Module | None:
+        """A module taking the :func:`~maskwatch.models.letterbox.network_input` batch (N, 3, H, W) and
+        returning boxes (N, A, 4) xyxy network pixels and per-class probabilities (N, A, C), or ``None``.
+
+        Architectures that have one get the fast torch predictor and ONNX export; the others are run
+        through their own :meth:`predict`.
+        """
+        return None
 
     @abc.abstractmethod
     def build_model(self) -> torch.nn.Module:

@@ -1,26 +1,67 @@
-"""Built-in model names, and loading a detector from a name or a checkpoint path."""
+"""The architecture registry: ``@register_detector`` on a Detector class, and building or loading one.
+
+Importable without torch (the decorator is used by torch modules, but registering and listing need
+nothing from it); torch loads when a detector is built.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from maskwatch.errors import MaskwatchError
-from maskwatch.models.base import Detector, read_checkpoint, resolve_device
-from maskwatch.models.names import DEFAULT_MODEL, MODEL_NAMES
-from maskwatch.models.retinaface import MaskFaceDetector
-from maskwatch.models.torchvision_models import FasterRCNNX101, RetinaNetR50
+from maskwatch.models.names import DEFAULT_MODEL, registered_modules
 
-# Each architecture: a builder taking (class_names, imgsz, device) and its default input size.
-ARCHITECTURES: dict[str, tuple[Callable[..., Detector], int]] = {
-    "maskface-mnet": (MaskFaceDetector, 640),
-    "faster-rcnn-x101-fpn": (FasterRCNNX101, 640),
-    "retinanet-r50-fpn": (RetinaNetR50, 640),
-}
-assert tuple(ARCHITECTURES) == MODEL_NAMES, "keep models/names.py in step with the registry"
+if TYPE_CHECKING:
+    import torch
+
+    from maskwatch.models.base import Detector
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "architectures",
+    "build_detector",
+    "load_detector",
+    "packaged_onnx",
+    "packaged_weights",
+    "register_detector",
+]
+
+_REGISTRY: dict[str, type[Detector]] = {}
+D = TypeVar("D", bound="type[Detector]")
+
+
+def register_detector(name: str) -> Callable[[D], D]:
+    """Class decorator: make a :class:`Detector` subclass buildable by ``name`` (its ``arch``).
+
+    Put the decorator on its own line as ``@register_detector("name")``: :mod:`maskwatch.models.names`
+    finds built-in names by reading that line without importing torch.
+    """
+
+    def register(cls: D) -> D:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model name {name!r} registered twice")
+        cls.arch = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def architectures() -> dict[str, type[Detector]]:
+    """Every registered architecture, importing the built-in modules on first use."""
+    for module in registered_modules().values():
+        importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ARCHITECTURES":  # the old constant, kept for callers
+        return architectures()
+    raise AttributeError(name)
 
 
 def packaged_weights(name: str) -> Path:
@@ -28,29 +69,49 @@ def packaged_weights(name: str) -> Path:
     return Path(str(resources.files("maskwatch.models") / "weights" / f"{name}.pt"))
 
 
+def packaged_onnx(name: str) -> Path:
+    """The ONNX export shipped beside :func:`packaged_weights` (``scripts/export_default.py`` makes it)."""
+    return packaged_weights(name).with_suffix(".onnx")
+
+
 def build_detector(
-    arch: str, class_names: Sequence[str], imgsz: int | None = None, device: str | torch.device = "cpu"
+    arch: str,
+    class_names: Sequence[str],
+    imgsz: int | None = None,
+    device: str | torch.device = "cpu",
+    **options: Any,
 ) -> Detector:
-    """A freshly initialised detector of a registered architecture."""
-    if arch not in ARCHITECTURES:
-        raise MaskwatchError(f"unknown model {arch!r} (choose from {', '.join(ARCHITECTURES)})")
-    builder, default_size = ARCHITECTURES[arch]
-    return builder(class_names, imgsz or default_size, resolve_device(device))
+    """A freshly initialised detector of a registered architecture; ``options`` are the architecture's
+    construction settings (``Detector.options``), anything else is a one-line error."""
+    from maskwatch.models.base import resolve_device
+
+    archs = architectures()
+    if arch not in archs:
+        raise MaskwatchError(f"unknown model {arch!r} (choose from {', '.join(archs)})")
+    return archs[arch](class_names, imgsz or 640, resolve_device(device), **options)
 
 
-def load_detector(model: str | Path | None = None, device: str | torch.device = "cpu") -> Detector:
-    """Load a built-in model by name (default: ``maskface-mnet``) or any maskwatch checkpoint path."""
+def resolve_model_path(model: str | Path | None) -> Path:
+    """The checkpoint file for a built-in name (its packaged weights) or a path, checked to exist."""
     model = str(model or DEFAULT_MODEL)
     path = Path(model)
-    if not path.is_file() and model in ARCHITECTURES:
+    names = registered_modules()
+    if not path.is_file() and model in names:
         path = packaged_weights(model)
         if not path.is_file():
             raise MaskwatchError(f"model {model!r} has no packaged weights; pass a checkpoint path")
     elif not path.is_file():
         raise MaskwatchError(
-            f"model {model!r}: no such checkpoint file or built-in name ({', '.join(ARCHITECTURES)})"
+            f"model {model!r}: no such checkpoint file or built-in name ({', '.join(names)})"
         )
-    ckpt = read_checkpoint(path)
+    return path
+
+
+def load_detector(model: str | Path | None = None, device: str | torch.device = "cpu") -> Detector:
+    """Load a built-in model by name (default: ``maskface-mnet``) or any maskwatch checkpoint path."""
+    from maskwatch.models.base import read_checkpoint
+
+    ckpt = read_checkpoint(resolve_model_path(model))
     det = build_detector(ckpt["arch"], ckpt["class_names"], ckpt["imgsz"], device)
     det.model.load_state_dict(ckpt["state_dict"])
     det.model.eval()

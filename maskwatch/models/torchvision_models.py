@@ -20,11 +20,12 @@ from torchvision.models import ResNet50_Weights, ResNeXt101_32X8D_Weights
 from torchvision.models.detection import FasterRCNN, RetinaNet, retinanet_resnet50_fpn
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.retinanet import RetinaNet_ResNet50_FPN_Weights
-from torchvision.ops import batched_nms
 
+from maskwatch.boxes import batched_nms
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.base import Detector
+from maskwatch.models.registry import register_detector
 
 
 def _faster_rcnn_x101(num_classes: int, imgsz: int, backbone_weights: Any = None) -> FasterRCNN:
@@ -59,11 +60,12 @@ class TorchvisionDetector(Detector):
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"input": "RGB in [0, 1], torchvision normalisation inside the model"}
 
-    def load_pretrained(self, weights: str | Path) -> None:
+    def init_weights(self, source: str | Path) -> None:
         """``imagenet``/``coco`` through torchvision's weights API, or a local state-dict file.
 
         Tensors whose shape does not fit (the class-specific heads) are left as initialised.
         """
+        weights = source
         name = str(weights).lower()
         if name in ("imagenet", "coco"):
             enum = self.imagenet_weights if name == "imagenet" else self.coco_weights
@@ -125,14 +127,15 @@ class TorchvisionDetector(Detector):
         outs = self.model(self._tensors(images))
         result = []
         for o in outs:
-            b, s, lab = o["boxes"], o["scores"], o["labels"] - 1
+            b, s, lab = o["boxes"].cpu().numpy(), o["scores"].cpu().numpy(), o["labels"].cpu().numpy() - 1
             if agnostic:
-                keep = batched_nms(b, s, torch.zeros_like(lab), iou)
+                keep = batched_nms(b, s, np.zeros_like(lab), iou)
                 b, s, lab = b[keep], s[keep], lab[keep]
-            result.append(Detections(b.cpu().numpy(), s.cpu().numpy(), lab.cpu().numpy(), self.class_names))
+            result.append(Detections(b, s, lab, self.class_names))
         return result
 
 
+@register_detector("faster-rcnn-x101-fpn")
 class FasterRCNNX101(TorchvisionDetector):
     arch = "faster-rcnn-x101-fpn"
     builder = staticmethod(_faster_rcnn_x101)
@@ -143,6 +146,7 @@ class FasterRCNNX101(TorchvisionDetector):
         self.model.roi_heads.nms_thresh = iou
 
 
+@register_detector("retinanet-r50-fpn")
 class RetinaNetR50(TorchvisionDetector):
     arch = "retinanet-r50-fpn"
     builder = staticmethod(_retinanet_r50)

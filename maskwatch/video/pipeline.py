@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from maskwatch.detections import Detections
 from maskwatch.io import write_json
-from maskwatch.models.runtime import Predictor, load_predictor
+from maskwatch.predict import Predictor, load_predictor
 from maskwatch.video.annotate import Annotator
 from maskwatch.video.sinks import CsvSink, ImageFolderSink, JsonlSink, Sink, VideoSink, WindowSink
 from maskwatch.video.sources import Frame, LiveSource, Source, open_source

@@ -1,15 +1,16 @@
-"""ONNX export of ``maskface-mnet`` and its ONNX Runtime predictor (the fast CPU path).
+"""ONNX export of a detector's decoded inference graph (:meth:`Detector.inference_module`).
 
 The graph holds the network, the anchor decoding and the softmax: input ``images`` (N, 3, H, W) float32,
 BGR minus the mean, letterboxed so the long side is ``imgsz`` and zero-padded; outputs ``boxes``
 (N, A, 4) xyxy in input pixels and ``scores`` (N, A, C) per-class probabilities. Height and width are
 dynamic (any multiple of 32), so a 16:9 video runs at 640x384 instead of a padded 640x640; ``static=True``
 fixes the input to imgsz x imgsz for runtimes that need it. Thresholding and NMS stay outside the graph,
-shared with the torch backend, because their output size is data-dependent and ONNX's NonMaxSuppression
-would differ in details (per-class limits, score ties) from the torch path's.
+shared with the torch backend (:func:`maskwatch.models.letterbox.image_detections`), because their
+output size is data-dependent and ONNX's NonMaxSuppression would differ in details from it.
 
 Class names, imgsz and the input convention are stored in the model's ``metadata_props``, so the
-``.onnx`` file alone is enough to run it.
+``.onnx`` file alone is enough to run it. This module imports torch only inside its functions: the ONNX
+predictor reads :data:`META_PREFIX` from here without it.
 """
 
 from __future__ import annotations
@@ -20,33 +21,38 @@ import json
 import logging
 import warnings
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from maskwatch import __version__
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write
-from maskwatch.models.base import Detector
-from maskwatch.models.retinaface import BGR_MEAN, DecodedRetinaFace, MaskFaceDetector
-from maskwatch.models.runtime import RetinaPredictor
+from maskwatch.models.letterbox import BGR_MEAN
+
+if TYPE_CHECKING:
+    import torch
+
+    from maskwatch.models.base import Detector
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 META_PREFIX = "maskwatch."
+#: Bumped whenever the exported graph or its metadata change meaning: cached exports keyed on it.
+EXPORT_FORMAT = 1
 
 
 def export_onnx_bytes(detector: Detector, imgsz: int | None = None, static: bool = False) -> bytes:
     """Serialise ``detector`` as an ONNX model with decode + softmax in the graph and metadata set."""
     import onnx
+    import torch
 
-    if not isinstance(detector, MaskFaceDetector):
+    module = detector.inference_module()
+    if module is None:
         raise MaskwatchError(f"ONNX export supports maskface-mnet models, not {detector.arch!r}")
     imgsz = imgsz or detector.imgsz
     if static and imgsz % 32:
         raise MaskwatchError(f"--imgsz {imgsz}: a fixed-size export needs a multiple of 32")
-    module = DecodedRetinaFace(copy.deepcopy(detector.model).cpu().eval())
+    module = copy.deepcopy(module).cpu().eval()
     # Any example size works for a dynamic export; a 16:9 one is what videos use.
     dummy = torch.zeros(1, 3, imgsz if static else max(32, imgsz * 9 // 16 // 32 * 32), imgsz)
     model = onnx.load_from_string(_trace_to_onnx(module, dummy, static))
@@ -59,7 +65,8 @@ def export_onnx_bytes(detector: Detector, imgsz: int | None = None, static: bool
         + ("to imgsz x imgsz" if static else "to a multiple of 32"),
         "mean": json.dumps(list(BGR_MEAN)),
         "outputs": "boxes: (N, A, 4) xyxy input pixels; scores: (N, A, C) probability per class",
-        "nms": "not in the graph: per-image threshold then NMS (torchvision) outside",
+        "nms": "not in the graph: per-image threshold then NMS (maskwatch.boxes) outside",
+        "format": str(EXPORT_FORMAT),
         "version": __version__,
     }
     for key, value in meta.items():
@@ -67,7 +74,7 @@ def export_onnx_bytes(detector: Detector, imgsz: int | None = None, static: bool
         prop.key, prop.value = META_PREFIX + key, value
     model.producer_name = "maskwatch"
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())
 
 
 def _trace_to_onnx(module: torch.nn.Module, dummy: torch.Tensor, static: bool) -> bytes:
@@ -75,6 +82,8 @@ def _trace_to_onnx(module: torch.nn.Module, dummy: torch.Tensor, static: bool) -
     needs no extra package and takes ~3 s. Torch marks it deprecated; the torch.export-based exporter
     (``dynamo=True``) gives the same graph but needs ``onnxscript`` and ~4x longer, so it is the fallback
     once the old exporter is gone."""
+    import torch
+
     dynamic_axes = None
     if not static:
         dynamic_axes = {
@@ -83,7 +92,11 @@ def _trace_to_onnx(module: torch.nn.Module, dummy: torch.Tensor, static: bool) -
             "scores": {0: "batch", 1: "anchors"},
         }
     buf = io.BytesIO()
-    names = {"input_names": ["images"], "output_names": ["boxes", "scores"], "opset_version": OPSET}
+    names: dict[str, Any] = {
+        "input_names": ["images"],
+        "output_names": ["boxes", "scores"],
+        "opset_version": OPSET,
+    }
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # deprecation and tracer notes about constant sizes
         try:
@@ -94,11 +107,14 @@ def _trace_to_onnx(module: torch.nn.Module, dummy: torch.Tensor, static: bool) -
     return buf.getvalue()
 
 
-def _dynamo_export(module: torch.nn.Module, dummy: torch.Tensor, static: bool, names: dict) -> io.BytesIO:
+def _dynamo_export(
+    module: torch.nn.Module, dummy: torch.Tensor, static: bool, names: dict[str, Any]
+) -> io.BytesIO:
     try:
         import onnxscript  # noqa: F401
     except ImportError:
         raise MaskwatchError("ONNX export on this torch version needs the onnxscript package") from None
+    import torch
     from torch.export import Dim
 
     shapes = None
@@ -107,7 +123,7 @@ def _dynamo_export(module: torch.nn.Module, dummy: torch.Tensor, static: bool, n
         shapes = {"x": {0: Dim("batch", min=1, max=1024), 2: 32 * h, 3: 32 * w}}
     program = torch.onnx.export(module, (dummy,), dynamo=True, dynamic_shapes=shapes, **names)
     buf = io.BytesIO()
-    program.save(buf)
+    program.save(buf)  # type: ignore[union-attr]
     return buf
 
 
@@ -118,72 +134,3 @@ def export_onnx(detector: Detector, path: str | Path, imgsz: int | None = None, 
     with atomic_write(path, "wb") as f:
         f.write(data)
     return path
-
-
-class OnnxPredictor(RetinaPredictor):
-    """An exported ``maskface-mnet`` run by ONNX Runtime with full graph optimisation.
-
-    Intra-op threads default to every core; ``spin=False`` stops idle ORT threads busy-waiting, which on
-    a small CPU would take cycles from the decoding and encoding threads of the video pipeline.
-    """
-
-    backend = "onnx"
-
-    def __init__(
-        self,
-        model: str | Path | bytes,
-        device: str = "cpu",
-        imgsz: int | None = None,
-        threads: int | None = None,
-        name: str = "",
-        spin: bool = False,
-    ) -> None:
-        import onnxruntime as ort
-
-        label = name or ("<in-memory ONNX model>" if isinstance(model, bytes) else str(model))
-        self.name = label
-        if not isinstance(model, bytes):
-            path = Path(model)
-            if not path.is_file():
-                raise MaskwatchError(f"{path}: ONNX model not found")
-            model = path.read_bytes()
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        so.log_severity_level = 3
-        providers = ["CPUExecutionProvider"]
-        if str(device).startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise MaskwatchError(
-                    "--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-                )
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self.session = ort.InferenceSession(model, so, providers=providers)
-        except Exception as e:  # onnxruntime raises its own non-exported exception types
-            raise MaskwatchError(
-                f"{label}: not a readable ONNX model ({str(e).splitlines()[0][:120]})"
-            ) from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if META_PREFIX + "class_names" not in meta:
-            raise MaskwatchError(
-                f"{label}: not a maskwatch ONNX export (no {META_PREFIX}class_names metadata)"
-            )
-        self.class_names = tuple(json.loads(meta[META_PREFIX + "class_names"]))
-        exported = int(meta[META_PREFIX + "imgsz"])
-        self.input_name = self.session.get_inputs()[0].name
-        h, w = self.session.get_inputs()[0].shape[2:]
-        if isinstance(h, int) and isinstance(w, int):
-            self.static_size = (h, w)
-            if imgsz and imgsz != exported:
-                raise MaskwatchError(
-                    f"{label}: exported for a fixed {w}x{h} input; --imgsz {imgsz} needs a re-export"
-                )
-        self.imgsz = imgsz or exported
-
-    def run_network(self, x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        boxes, scores = self.session.run(None, {self.input_name: x})
-        return torch.from_numpy(boxes), torch.from_numpy(scores)

@@ -1,0 +1,50 @@
+"""ONNX exports of user checkpoints, cached by the checkpoint's content so a run exports at most once.
+
+The cache key is the SHA-256 of the checkpoint's bytes plus the export format: a retrained or edited
+checkpoint has another hash and gets a fresh export, so a cached file is never stale. Files live in
+``$MASKWATCH_CACHE_DIR`` or ``$XDG_CACHE_HOME/maskwatch`` (default ``~/.cache/maskwatch``), under
+``onnx/``; deleting the folder only costs one re-export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from maskwatch.models.export import EXPORT_FORMAT
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    if os.environ.get("MASKWATCH_CACHE_DIR"):
+        return Path(os.environ["MASKWATCH_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "maskwatch"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cached_onnx_path(checkpoint: Path) -> Path:
+    """Where the export of ``checkpoint`` (as it is now) lives in the cache."""
+    return cache_dir() / "onnx" / f"{file_sha256(checkpoint)}-f{EXPORT_FORMAT}.onnx"
+
+
+def store(path: Path, data: bytes) -> None:
+    """Write an export to the cache atomically; a cache that cannot be written only costs speed."""
+    from maskwatch.io import atomic_write
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        log.info("cannot cache the ONNX export in %s (%s); exporting again next run", path.parent, e)
