@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from maskwatch import __version__
-from maskwatch.cli import data, detect, evaluate, export, train
 from maskwatch.errors import MaskwatchError
+
+# subcommand -> its module. Only the module of the command being run is imported, so `maskwatch detect`
+# starts without loading the dataset formats, pycocotools and the evaluation code it does not use.
+COMMANDS = {"data": "data", "train": "train", "eval": "evaluate", "detect": "detect", "export": "export"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -19,20 +23,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that subcommand is registered (all when None or unknown)."""
     parser = Parser(prog="maskwatch", description="Find faces with and without a mask.")
     parser.add_argument("--version", action="version", version=f"maskwatch {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (data, train, evaluate, detect, export):
-        module.register(sub)
+    only = command if command in COMMANDS else None
+    for name, module in COMMANDS.items():
+        if only in (None, name):
+            importlib.import_module(f"maskwatch.cli.{module}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in args_list if not a.startswith("-")), None))
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_list)
     except SystemExit as e:  # --help, --version, or a bad option (already reported on one line)
         return int(e.code or 0)
     logging.basicConfig(

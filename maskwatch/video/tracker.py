@@ -22,7 +22,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from maskwatch.boxes import box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
 from maskwatch.detections import Detections
@@ -166,6 +165,8 @@ class FaceTracker:
         detections that start new tracks."""
         if not self.tracks or not len(boxes):
             return [], list(range(len(boxes)))
+        from scipy.optimize import linear_sum_assignment  # ~0.3 s to import: only once tracking starts
+
         iou = box_iou(np.stack([t.kalman.box for t in self.tracks]), boxes)
         rows, cols = linear_sum_assignment(-iou)
         matches = [
