@@ -24,3 +24,9 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def kaggle(shared: Path) -> Path:
     return shared / "data" / "face-mask-kaggle"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Cached ONNX exports of test checkpoints go to a temporary folder, not the user's ~/.cache."""
+    os.environ["MASKWATCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))

@@ -70,7 +70,8 @@ def packaged_weights(name: str) -> Path:
 
 
 def packaged_onnx(name: str) -> Path:
-    """The ONNX export shipped beside :func:`packaged_weights` (``scripts/export_default.py`` makes it)."""
+    """The ONNX export shipped beside :func:`packaged_weights`, made at release time by
+    ``maskwatch export --model NAME --out maskwatch/models/weights/NAME.onnx`` (a test checks they agree)."""
     return packaged_weights(name).with_suffix(".onnx")
 
 
