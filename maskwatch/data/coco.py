@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from maskwatch import __version__
 from maskwatch.data.layout import find_image, find_json, known_size, relative_posix
 from maskwatch.data.record import Annotation, Dataset, finalize_records
@@ -107,7 +109,8 @@ def read_coco(path: Path) -> Dataset:
         if found != roots[0]:  # one root serves every image: try it first (one stat per image)
             roots = [found, *(r for r in roots if r != found)]
         w, h = known_size(image, img.get("width"), img.get("height"))
-        records.append(Annotation(image, w, h, boxes.get(img.get("id"), []), labels.get(img.get("id"), [])))
+        box_list = np.asarray(boxes.get(img.get("id"), []), dtype=np.float64)
+        records.append(Annotation(image, w, h, box_list, labels.get(img.get("id"), [])))
     ds = Dataset(finalize_records(records, str(json_path)), list(cat_name.values()), json_path.parent)
     info = data.get("info")
     ours = info.get("maskwatch") if isinstance(info, dict) else None
@@ -123,7 +126,8 @@ def coco_dict(ds: Dataset, file_names: Sequence[str]) -> dict[str, Any]:
     deterministic for a dataset.
     """
     cat_id = {name: i for i, name in enumerate(ds.classes, start=1)}
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for img_id, (r, name) in enumerate(zip(ds.records, file_names, strict=True), start=1):
         images.append({"id": img_id, "file_name": name, "width": r.width, "height": r.height})
         for (x1, y1, x2, y2), lab in zip(r.boxes.tolist(), r.labels, strict=True):

@@ -40,7 +40,7 @@ def frame_name(stem: str, seconds: float) -> str:
 
 
 def _thumb(im: Image.Image) -> np.ndarray:
-    return np.asarray(im.convert("L").resize(THUMB, Image.BILINEAR), dtype=np.float32)
+    return np.asarray(im.convert("L").resize(THUMB, Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def _decoded(container: Any, stream: Any, video: Path) -> Iterator[Any]:

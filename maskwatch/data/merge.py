@@ -36,7 +36,8 @@ def merge_datasets(parts: Sequence[Dataset], names: Sequence[str], mapping: dict
     if unknown:
         known = ", ".join(sorted(all_classes))
         raise MaskwatchError(f"--merge names unknown class {unknown[0]!r} (classes of the inputs: {known})")
-    records, classes, merge = [], [], {}
+    records, classes = [], []
+    merge: dict[str, str] = {}
     splits: dict[str, list[str]] = {}
     taken: set[str] = set()
     for ds, name in zip(parts, names, strict=True):

@@ -29,7 +29,9 @@ def dhash(path: Path, size: int = 8) -> int:
     try:
         with Image.open(path) as im:
             im.draft("L", (size * 4, size * 4))
-            g = np.asarray(ImageOps.exif_transpose(im).convert("L").resize((size + 1, size), Image.BILINEAR))
+            g = np.asarray(
+                ImageOps.exif_transpose(im).convert("L").resize((size + 1, size), Image.Resampling.BILINEAR)
+            )
     except OSError as e:
         raise MaskwatchError(f"{path}: unreadable image ({e})") from None
     bits = (g[:, 1:] > g[:, :-1]).flatten()
@@ -94,8 +96,10 @@ def split_dataset(ds: Dataset, val: float = 0.15, test: float = 0.15, seed: int 
         labs = {lab for i in g for lab in ds.records[i].labels}
         return min((rarity.index(c) for c in labs), default=len(rarity))
 
-    order = sorted(order, key=lambda k: rarest(groups[k]))  # stable: random within each rarity level
-    counts = {s: Counter() for s in SPLITS}
+    order = np.array(
+        sorted(order, key=lambda k: rarest(groups[k])), dtype=np.int64
+    )  # stable: random within each rarity level
+    counts: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
     images = dict.fromkeys(SPLITS, 0)
     assigned: dict[str, list[str]] = {s: [] for s in SPLITS}
     for k in order:
@@ -112,7 +116,7 @@ def split_dataset(ds: Dataset, val: float = 0.15, test: float = 0.15, seed: int 
                 )
         else:
 
-            def deficit(s: str) -> tuple[float, float]:
+            def deficit(s: str, c: str = "") -> tuple[float, float]:
                 return (fractions[s] * len(ds) - images[s], 0.0)
 
         target = max(active, key=deficit)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
+
 from maskwatch.data.layout import known_size
 from maskwatch.data.record import Annotation, Dataset, classes_in_order, finalize_records
 from maskwatch.errors import MaskwatchError
@@ -66,7 +68,7 @@ def read_voc_file(xml_path: Path, root: Path) -> Annotation:
             raise MaskwatchError(f"{xml_path}: <object> without <name> or <bndbox>")
         boxes.append([_number(bb, t, xml_path) for t in ("xmin", "ymin", "xmax", "ymax")])
         labels.append(name)
-    return Annotation(image, w, h, boxes, labels)
+    return Annotation(image, w, h, np.asarray(boxes, dtype=np.float64), labels)
 
 
 def read_voc(root: Path) -> Dataset:
@@ -90,8 +92,8 @@ def voc_xml(rec: Annotation, image_name: str) -> str:
     for box, label in zip(rec.boxes, rec.labels, strict=True):
         obj = ET.SubElement(ann, "object")
         ET.SubElement(obj, "name").text = label
-        for tag, v in (("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
-            ET.SubElement(obj, tag).text = v
+        for tag, text in (("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
+            ET.SubElement(obj, tag).text = text
         bb = ET.SubElement(obj, "bndbox")
         for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
             ET.SubElement(bb, tag).text = f"{v:g}"

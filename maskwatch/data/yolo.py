@@ -197,7 +197,9 @@ def _read_ultralytics(yaml_path: Path) -> Dataset:
     entries = {k: data[k] for k in SPLIT_KEYS if data.get(k)}
     # A YAML written by maskwatch lists its real splits: train and val may both name all images only
     # because Ultralytics requires both keys. For any other YAML, identical train and val mean no split.
-    ours = data.get("maskwatch") if isinstance(data.get("maskwatch"), dict) else {}
+    ours = data.get("maskwatch")
+    if not isinstance(ours, dict):
+        ours = {}
     declared_splits = ours.get("splits") if isinstance(ours.get("splits"), list) else None
     entries.update(ours.get("extra_splits") or {})
     if ours.get(UNSPLIT):

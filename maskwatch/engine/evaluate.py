@@ -84,7 +84,7 @@ def check_options(min_size: float, conf: float) -> None:
 
 
 def _positional_ids(ds: Dataset, image_ids: Sequence[ImageId] | None) -> list[ImageId]:
-    ids = list(range(1, len(ds) + 1)) if image_ids is None else list(image_ids)
+    ids: list[ImageId] = list(range(1, len(ds) + 1)) if image_ids is None else list(image_ids)
     if len(ids) != len(ds):
         raise ValueError(f"{len(ids)} image ids for {len(ds)} images")
     return ids
@@ -104,7 +104,8 @@ def coco_ground_truth(
     check_classes(ds, class_names)
     cat_id = category_ids(class_names)
     ids = _positional_ids(ds, image_ids)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for img_id, r in zip(ids, ds.records, strict=True):
         images.append({"id": img_id, "file_name": r.name, "width": r.width, "height": r.height})
         small = small_box_mask(r.boxes, min_size)

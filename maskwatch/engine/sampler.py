@@ -12,7 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def repeat_factors(image_labels: Sequence[Sequence[int]], num_classes: int, threshold: float) -> np.ndarray:
+def repeat_factors(
+    image_labels: Sequence[Sequence[int] | np.ndarray], num_classes: int, threshold: float
+) -> np.ndarray:
     n = max(len(image_labels), 1)
     freq = np.zeros(num_classes)
     for labs in image_labels:

@@ -100,7 +100,14 @@ def _trace_to_onnx(module: torch.nn.Module, dummy: torch.Tensor, static: bool) -
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # deprecation and tracer notes about constant sizes
         try:
-            torch.onnx.export(module, (dummy,), buf, dynamo=False, dynamic_axes=dynamic_axes, **names)
+            torch.onnx.export(  # a file object works; the stubs only name paths
+                module,
+                (dummy,),
+                buf,  # type: ignore[arg-type]
+                dynamo=False,
+                dynamic_axes=dynamic_axes,
+                **names,
+            )
         except (TypeError, RuntimeError, NotImplementedError) as e:
             log.info("TorchScript ONNX exporter unavailable (%s); using torch.export", e)
             buf = _dynamo_export(module, dummy, static, names)
@@ -123,7 +130,7 @@ def _dynamo_export(
         shapes = {"x": {0: Dim("batch", min=1, max=1024), 2: 32 * h, 3: 32 * w}}
     program = torch.onnx.export(module, (dummy,), dynamo=True, dynamic_shapes=shapes, **names)
     buf = io.BytesIO()
-    program.save(buf)  # type: ignore[union-attr]
+    program.save(buf)  # type: ignore[union-attr, arg-type]
     return buf
 
 

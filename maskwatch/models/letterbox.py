@@ -65,7 +65,7 @@ def network_input(
         pad_rgb = BGR_MEAN[::-1]
         resized = cv2.copyMakeBorder(resized, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=pad_rgb)
     # swapRB turns RGB into BGR first; the mean is then subtracted in BGR order
-    tensor = cv2.dnn.blobFromImage(resized, 1.0, None, BGR_MEAN, swapRB=True, crop=False)[0]
+    tensor = cv2.dnn.blobFromImage(resized, 1.0, (pw, ph), BGR_MEAN, swapRB=True, crop=False)[0]
     return tensor, scale
 
 

@@ -142,8 +142,8 @@ class FasterRCNNX101(TorchvisionDetector):
     imagenet_weights = ResNeXt101_32X8D_Weights.IMAGENET1K_V2
 
     def _set_thresholds(self, conf: float, iou: float) -> None:
-        self.model.roi_heads.score_thresh = conf
-        self.model.roi_heads.nms_thresh = iou
+        heads: Any = self.model.roi_heads
+        heads.score_thresh, heads.nms_thresh = conf, iou
 
 
 @register_detector("retinanet-r50-fpn")
@@ -154,5 +154,5 @@ class RetinaNetR50(TorchvisionDetector):
     coco_weights = RetinaNet_ResNet50_FPN_Weights.COCO_V1
 
     def _set_thresholds(self, conf: float, iou: float) -> None:
-        self.model.score_thresh = conf
-        self.model.nms_thresh = iou
+        model: Any = self.model
+        model.score_thresh, model.nms_thresh = conf, iou

@@ -69,6 +69,8 @@ class FileSink(Sink):
 
     mode = "w"
 
+    path: Path
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if self.path.is_dir():
@@ -211,6 +213,8 @@ class ImageFolderSink(Sink):
     """Annotated images into a folder, under the input's file names, built aside and moved into place."""
 
     needs_image = True
+
+    path: Path
 
     def __init__(self, path: str | Path, quality: int = 95) -> None:
         self.path = Path(path)
