@@ -75,6 +75,17 @@ def packaged_onnx(name: str) -> Path:
     return packaged_weights(name).with_suffix(".onnx")
 
 
+def require_torch(model: str | Path) -> None:
+    """A one-line error instead of an ImportError traceback on an inference-only install."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MaskwatchError(
+            f"{model}: .pt models need PyTorch, which is not installed (pip install 'maskwatch[train]'); "
+            "the built-in model and .onnx files run without it"
+        ) from None
+
+
 def build_detector(
     arch: str,
     class_names: Sequence[str],
@@ -84,6 +95,7 @@ def build_detector(
 ) -> Detector:
     """A freshly initialised detector of a registered architecture; ``options`` are the architecture's
     construction settings (``Detector.options``), anything else is a one-line error."""
+    require_torch(arch)
     from maskwatch.models.base import resolve_device
 
     archs = architectures()
@@ -110,9 +122,11 @@ def resolve_model_path(model: str | Path | None) -> Path:
 
 def load_detector(model: str | Path | None = None, device: str | torch.device = "cpu") -> Detector:
     """Load a built-in model by name (default: ``maskface-mnet``) or any maskwatch checkpoint path."""
+    path = resolve_model_path(model)
+    require_torch(path)
     from maskwatch.models.base import read_checkpoint
 
-    ckpt = read_checkpoint(resolve_model_path(model))
+    ckpt = read_checkpoint(path)
     det = build_detector(ckpt["arch"], ckpt["class_names"], ckpt["imgsz"], device)
     det.model.load_state_dict(ckpt["state_dict"])
     det.model.eval()

@@ -50,7 +50,7 @@ def load_predictor(
     backend = backend or "auto"
     if backend not in ("auto", *BACKENDS):
         raise MaskwatchError(f"unknown backend {backend!r} (choose from auto, {', '.join(BACKENDS)})")
-    threads = threads or max(1, (os.cpu_count() or 1) - 1)
+    threads = threads or max(1, usable_cpus() - 1)
     if name.lower().endswith(".onnx"):
         if backend == "torch":
             raise MaskwatchError(f"{name}: an ONNX model runs with --backend onnx, not torch")
@@ -92,6 +92,13 @@ def load_predictor(
     if detector.inference_module() is not None:
         return TorchPredictor(detector, imgsz, name)
     return DetectorPredictor(detector, imgsz, name)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's or ``taskset``'s limit, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _check_device(device: str) -> None:
