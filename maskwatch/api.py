@@ -212,3 +212,52 @@ def load_model(
     from maskwatch.models.runtime import load_predictor
 
     return Model(load_predictor(name_or_path, backend, device, imgsz, **kwargs))
+
+
+def _weights_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("maskwatch.models") / "weights"))
+
+
+def _onnx_meta(path: Path) -> dict[str, str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key.removeprefix("maskwatch."): p.value for p in model.metadata_props}
+
+
+def builtin_models() -> list[dict[str, Any]]:
+    """Each built-in model: ``name``, ``default``, packaged weights (``pt``/``onnx`` paths or None),
+    ``class_names`` (None without packaged weights: the classes come with a checkpoint) and ``imgsz``.
+
+    What ``maskwatch models`` prints; read from the files shipped in the package, nothing is downloaded.
+    """
+    import json
+
+    from maskwatch.models.base import read_checkpoint
+    from maskwatch.models.names import DEFAULT_MODEL, MODEL_NAMES
+    from maskwatch.models.registry import ARCHITECTURES
+
+    rows = []
+    for name in MODEL_NAMES:
+        pt, onnx_path = _weights_dir() / f"{name}.pt", _weights_dir() / f"{name}.onnx"
+        classes: list[str] | None = None
+        imgsz = ARCHITECTURES[name][1]
+        if pt.is_file():
+            ckpt = read_checkpoint(pt)
+            classes, imgsz = list(ckpt["class_names"]), int(ckpt["imgsz"])
+        elif onnx_path.is_file():
+            meta = _onnx_meta(onnx_path)
+            classes, imgsz = json.loads(meta["class_names"]), int(meta["imgsz"])
+        rows.append(
+            {
+                "name": name,
+                "default": name == DEFAULT_MODEL,
+                "pt": str(pt) if pt.is_file() else None,
+                "onnx": str(onnx_path) if onnx_path.is_file() else None,
+                "class_names": classes,
+                "imgsz": imgsz,
+            }
+        )
+    return rows

@@ -9,5 +9,9 @@ from pathlib import Path
 
 def sample_images() -> list[Path]:
     """Paths of the bundled sample images, sorted by name."""
-    folder = Path(str(resources.files("maskwatch.assets")))
-    return sorted(p for p in folder.iterdir() if p.suffix == ".jpg")
+    return sorted(p for p in sample_dir().iterdir() if p.suffix == ".jpg")
+
+
+def sample_dir() -> Path:
+    """The folder holding the sample images (a source ``maskwatch detect`` can read as a folder)."""
+    return Path(str(resources.files("maskwatch.assets")))
