@@ -37,7 +37,7 @@ CHANNELS = ("bgr", "rgb")
 CHUNK = 8
 
 
-def _check_channels(channels: str) -> str:
+def check_channels(channels: str) -> str:
     if channels not in CHANNELS:
         raise MaskwatchError(f"channels={channels!r}: choose 'bgr' (OpenCV's order, the default) or 'rgb'")
     return channels
@@ -75,7 +75,7 @@ def to_rgb(image: np.ndarray, channels: str = "bgr") -> np.ndarray:
     Grayscale (H, W) or (H, W, 1) is repeated to three channels; a fourth (alpha) channel is composited
     on black, as :func:`maskwatch.io.load_image` does for files, so a file and its pixels agree.
     """
-    _check_channels(channels)
+    check_channels(channels)
     a = np.asarray(image)
     if a.size == 0:
         raise MaskwatchError(f"empty image array (shape {a.shape})")
@@ -113,7 +113,7 @@ def _pil_to_rgb(im: Image.Image) -> np.ndarray:
 def read_image(image: ImageLike, channels: str = "bgr") -> np.ndarray:
     """Any accepted input as an RGB ``uint8`` array; ``channels`` applies to NumPy arrays only (a file
     and a PIL image know their own order)."""
-    _check_channels(channels)
+    check_channels(channels)
     if isinstance(image, (str, Path)):
         return load_image(image)
     if isinstance(image, np.ndarray):
@@ -127,7 +127,8 @@ def read_image(image: ImageLike, channels: str = "bgr") -> np.ndarray:
     )
 
 
-def _check_thresholds(conf: float | None, iou: float | None) -> tuple[float, float]:
+def check_thresholds(conf: float | None, iou: float | None) -> tuple[float, float]:
+    """``conf``/``iou`` with ``None`` meaning :mod:`maskwatch.defaults`, or a one-line error."""
     conf = defaults.CONF if conf is None else float(conf)
     iou = defaults.IOU if iou is None else float(iou)
     if not 0.0 <= conf <= 1.0:
@@ -168,15 +169,6 @@ class Model:
     def __repr__(self) -> str:
         return f"Model({self.name!r}, backend={self.backend!r}, class_names={self.class_names})"
 
-    def __call__(
-        self,
-        source: ImageLike | Sequence[ImageLike],
-        conf: float | None = None,
-        iou: float | None = None,
-        channels: str = "bgr",
-    ) -> Detections | list[Detections]:
-        return self.predict(source, conf=conf, iou=iou, channels=channels)
-
     def predict(
         self,
         source: ImageLike | Sequence[ImageLike],
@@ -184,9 +176,9 @@ class Model:
         iou: float | None = None,
         channels: str = "bgr",
     ) -> Detections | list[Detections]:
-        """Same as calling the model."""
-        conf, iou = _check_thresholds(conf, iou)
-        _check_channels(channels)
+        """What calling the model does (``model.predict(x)`` is ``model(x)``, as in Ultralytics)."""
+        conf, iou = check_thresholds(conf, iou)
+        check_channels(channels)
         if isinstance(source, (list, tuple)):
             out: list[Detections] = []
             for start in range(0, len(source), CHUNK):
@@ -194,6 +186,8 @@ class Model:
                 out += self._run(chunk, conf, iou)
             return out
         return self._run([read_image(source, channels)], conf, iou)[0]  # type: ignore[arg-type]
+
+    __call__ = predict
 
     def _run(self, images: list[np.ndarray], conf: float, iou: float) -> list[Detections]:
         return self.predictor.infer([self.predictor.prepare(im) for im in images], conf, iou)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.defaults import CONF, IOU
+from maskwatch.api import check_channels, check_thresholds
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.video.sources import Frame, open_source
@@ -59,12 +59,8 @@ def iter_detections(
     ``conf``/``iou`` default to :mod:`maskwatch.defaults`, as in the CLI. With ``track`` the detections
     carry ``tracker_id`` and flicker-free labels (the tracker of ``maskwatch detect --track``).
     """
-    if channels not in ("bgr", "rgb"):
-        raise MaskwatchError(f"channels={channels!r}: choose 'bgr' (the default) or 'rgb'")
-    conf = CONF if conf is None else conf
-    iou = IOU if iou is None else iou
-    if not 0 <= conf <= 1 or not 0 < iou <= 1:
-        raise MaskwatchError(f"conf={conf:g} must be in [0, 1] and iou={iou:g} in (0, 1]")
+    check_channels(channels)
+    conf, iou = check_thresholds(conf, iou)
     src = open_source(str(source), reconnect=reconnect)
     frames = iter(src)
     try:
