@@ -64,7 +64,7 @@ def test_break_after_three_frames_stops_at_once_and_leaves_nothing_open(model: M
         if len(frames) == 3:
             t0 = time.perf_counter()
             break
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 2.0  # the other 411 frames would take over 10 s
     assert str(clip.resolve()) not in open_files()  # the generator's finally closed the video
     assert set(threading.enumerate()) <= threads_before
     assert [f.index for f, _ in frames] == [0, 1, 2]
