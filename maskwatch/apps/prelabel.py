@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from maskwatch.data.layout import image_files
 from maskwatch.data.record import Annotation, Dataset
+from maskwatch.defaults import CONF
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import load_image
 from maskwatch.models.base import Detector
@@ -34,7 +35,7 @@ def find_images(source: str | Path) -> list[Path]:
 
 
 def prelabel(
-    images: list[Path], detector: Detector, conf: float = 0.5, min_face: float = 0.0, batch: int = 4
+    images: list[Path], detector: Detector, conf: float = CONF, min_face: float = 0.0, batch: int = 4
 ) -> Dataset:
     """A learning base whose boxes are the detector's predictions on ``images``."""
     records = []

@@ -13,7 +13,14 @@ from maskwatch.errors import MaskwatchError
 
 # subcommand -> its module. Only the module of the command being run is imported, so `maskwatch detect`
 # starts without loading the dataset formats, pycocotools and the evaluation code it does not use.
-COMMANDS = {"data": "data", "train": "train", "eval": "evaluate", "detect": "detect", "export": "export"}
+COMMANDS = {
+    "data": "data",
+    "train": "train",
+    "eval": "evaluate",
+    "detect": "detect",
+    "export": "export",
+    "models": "models",
+}
 
 
 class Parser(argparse.ArgumentParser):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from maskwatch.data.formats import FORMATS, load_dataset, save_dataset
 from maskwatch.data.stats import dataset_stats, format_stats
+from maskwatch.defaults import CONF
 from maskwatch.io import write_json
 
 
@@ -101,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--out", required=True, metavar="DIR", help="learning base to write")
     pl.add_argument("--model", help="checkpoint or built-in name (default: the built-in default model)")
     pl.add_argument("--to", default="voc", choices=FORMATS, help="format to write (default voc, LabelImg's)")
-    pl.add_argument("--conf", type=float, default=0.5, help="keep detections scoring at least this")
+    pl.add_argument("--conf", type=float, default=CONF, help=f"minimum score (default {CONF})")
     pl.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="skip faces smaller than PX")
     pl.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     _copy_option(pl)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from maskwatch.defaults import CONF, IOU
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,15 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "source",
         metavar="SOURCE",
-        help="image, folder or glob of images, video file, webcam index (0) or URL",
+        nargs="?",
+        help="image, folder or glob of images, video file, webcam index (0) or URL "
+        "(default: the sample images shipped with maskwatch)",
     )
     p.add_argument("--model", help="built-in name, .pt checkpoint or exported .onnx (default: maskface-mnet)")
     p.add_argument("-o", "--output", help="annotated video (.mp4) for videos/streams, a folder for images")
     p.add_argument("--jsonl", help="one JSON line per frame with its detections")
     p.add_argument("--csv", help="one CSV row per detection")
     p.add_argument("--summary", help="write the end-of-run report as JSON")
-    p.add_argument("--conf", type=float, default=0.5, help="minimum score (default 0.5)")
-    p.add_argument("--iou", type=float, default=0.4, help="NMS IoU threshold (default 0.4)")
+    p.add_argument("--conf", type=float, default=CONF, help=f"minimum score (default {CONF})")
+    p.add_argument("--iou", type=float, default=IOU, help=f"NMS IoU threshold (default {IOU})")
     p.add_argument("--imgsz", type=int, help="network input long side (default: the model's)")
     p.add_argument(
         "--min-face", type=float, default=0.0, metavar="PX", help="ignore faces whose shorter side < PX"
@@ -67,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
     if args.imgsz is not None and args.imgsz < 32:
         raise MaskwatchError(f"--imgsz {args.imgsz}: must be at least 32")
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    if args.source is None:
+        from maskwatch.assets import sample_dir
+
+        args.source = str(sample_dir())
+        logging.getLogger(__name__).info("no SOURCE given: running on the bundled samples in %s", args.source)
     summary = detect(
         args.source,
         args.model,

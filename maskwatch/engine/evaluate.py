@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from maskwatch.boxes import xyxy_to_xywh
 from maskwatch.data.record import Dataset
+from maskwatch.defaults import CONF
 from maskwatch.detections import Detections
 from maskwatch.engine.confusion import Confusion, confusion_at, small_box_mask
 from maskwatch.errors import MaskwatchError
@@ -54,7 +55,7 @@ SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 # reproduces the metrics stored in best.pt.
 EVAL_CONF = 0.01
 EVAL_NMS_IOU = 0.5
-OPERATING_CONF = 0.5  # default score threshold of the confusion matrix, P/R/F1 and gallery
+OPERATING_CONF = CONF  # default score threshold of the confusion matrix, P/R/F1 and gallery
 MATCH_IOU = 0.5  # IoU a detection needs to count as a hit at the operating point (PASCAL / AP50)
 
 ImageId = Hashable

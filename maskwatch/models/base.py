@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from maskwatch.defaults import CONF, IOU
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write
@@ -102,7 +103,7 @@ class Detector(abc.ABC):
         Each architecture batches and normalises its own input, so the training loop stays generic.
         """
 
-    def __call__(self, image: np.ndarray, conf: float = 0.25, iou: float = 0.45) -> Detections:
+    def __call__(self, image: np.ndarray, conf: float = CONF, iou: float = IOU) -> Detections:
         return self.predict([image], conf=conf, iou=iou)[0]
 
     def save(self, path: str | Path, **extra: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from maskwatch.defaults import CONF, IOU
 from maskwatch.detections import Detections
 from maskwatch.io import write_json
 from maskwatch.predict import Predictor, load_predictor
@@ -107,8 +108,8 @@ class RateMeter:
 class DetectOptions:
     """What to keep of the model's output, and how to pace the run."""
 
-    conf: float = 0.5
-    iou: float = 0.4
+    conf: float = CONF
+    iou: float = IOU
     min_face: float = 0.0
     realtime: bool = False
     max_frames: int | None = None
@@ -373,8 +374,8 @@ def detect(
     backend: str | None = None,
     device: str = "cpu",
     imgsz: int | None = None,
-    conf: float = 0.5,
-    iou: float = 0.4,
+    conf: float = CONF,
+    iou: float = IOU,
     min_face: float = 0.0,
     track: bool = False,
     blur: bool = False,
