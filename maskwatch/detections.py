@@ -86,7 +86,7 @@ class Detections:
             np.concatenate([d.confidence for d in items]),
             np.concatenate([d.class_id for d in items]),
             names,
-            np.concatenate([d.tracker_id for d in items]) if tracked == {True} else None,  # type: ignore[misc]
+            np.concatenate([d.tracker_id for d in items]) if tracked == {True} else None,
             {k: np.concatenate([d.data[k] for d in items]) for k in items[0].data},
         )
 
