@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskwatch.apps.select import UNCERTAIN_FACE, FaceScores, Pick, at_least_one, face_scores, select
+from maskwatch.apps.select import (
+    STRATEGIES,
+    UNCERTAIN_FACE,
+    FaceScores,
+    Pick,
+    at_least_one,
+    face_scores,
+    select,
+)
 from maskwatch.data.formats import check_destination
 from maskwatch.data.layout import image_files, write_sidecar
 from maskwatch.data.record import Annotation, Dataset
@@ -50,6 +58,16 @@ def find_images(source: str | Path) -> list[Path]:
     if not files:
         raise MaskwatchError(f"{source}: no images found")
     return files
+
+
+def check_options(conf: float, select_n: int | None, by: str) -> None:
+    """Bad option values, found before a model is loaded."""
+    if not 0 < conf < 1:
+        raise MaskwatchError(f"--conf {conf}: must be between 0 and 1")
+    if select_n is not None and select_n < 1:
+        raise MaskwatchError(f"--select {select_n}: must be at least 1")
+    if by not in STRATEGIES:
+        raise MaskwatchError(f"--by {by!r}: choose from {', '.join(STRATEGIES)}")
 
 
 def check_output(images: list[Path], out: str | Path) -> None:
@@ -141,8 +159,7 @@ def prelabel(
     batch: int = 4,
 ) -> PrelabelResult:
     """Pre-label ``images`` (all, or the ``select_n`` most worth labelling ``by`` a strategy)."""
-    if not 0 < conf < 1:
-        raise MaskwatchError(f"--conf {conf}: must be between 0 and 1")
+    check_options(conf, select_n, by)
     rare = rare_class_of(detector.class_names, base)
     base_hashes = [dhash(r.image) for r in progress(base.records, "hashing the base")] if base else []
     candidates, skipped = score_images(images, detector, conf, rare, skip_unreadable, batch)

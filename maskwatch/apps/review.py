@@ -78,14 +78,13 @@ def _card(rec: Annotation, faces: list[dict[str, Any]], classes: list[str], why:
         uncertain = bool(info and info["uncertain"])
         doubtful += uncertain
         dash = ' stroke-dasharray="5 3"' if uncertain else ""
-        text = f"{label} {info['score']:.2f}" if info else f"{label} (edited)"
-        if uncertain:
-            text += f" ?{info['margin']:.2f}" if info else ""
+        text = f"{label} {info['score']:.2f}{' ?' if uncertain else ''}" if info else f"{label} (edited)"
         c = colour(label, classes)
+        tx = max(0.0, min(x1, w - 7.0 * len(text)))  # keep the label inside the thumbnail
         shapes.append(
             f'<rect x="{x1:.1f}" y="{y1:.1f}" width="{x2 - x1:.1f}" height="{y2 - y1:.1f}" fill="none" '
             f'stroke="{c}" stroke-width="{3 if uncertain else 2}"{dash}/>'
-            f'<text x="{x1:.1f}" y="{max(y1 - 3, 11):.1f}">{html.escape(text)}</text>'
+            f'<text x="{tx:.1f}" y="{max(y1 - 3, 11):.1f}">{html.escape(text)}</text>'
         )
     badge = f' <span class="badge">{doubtful} uncertain</span>' if doubtful else ""
     return (
@@ -135,7 +134,7 @@ def review_sheet(directory: str | Path) -> str:
         f"<title>review: {html.escape(directory.name)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{html.escape(directory.name)}: {len(ds)} images, {ds.num_boxes} boxes, "
         f"{uncertain} with uncertain faces</h1>"
-        f'<div class="legend">{legend}<span>dashed, orange card: the model was unsure '
+        f'<div class="legend">{legend}<span>dashed box with ?, orange card: the model was unsure '
         "(class margin or score near the threshold) · (edited): drawn or changed by hand</span></div>"
         f'<div class="grid">{"".join(c[3] for c in cards)}</div></body></html>\n'
     )

@@ -6,7 +6,8 @@ are kept. Every image gets three scores in [0, 1], all computed from one model p
 - **uncertainty**: the chance that at least one of its faces is wrong, ``1 - prod(1 - u_i)``. A face's
   ``u_i`` is the larger of its *class* doubt, ``1 - (p_top - p_second)`` (the margin between its two most
   likely classes: a coin flip between with_mask and no_mask scores 1), and its *threshold* doubt,
-  ``1 - |score - conf| / band`` (a face scored near the threshold may be a miss or a false box).
+  ``1 - |score - conf| / band`` (a face scored near the threshold may be a miss or a false box; the band
+  shrinks to the room left above or below ``conf``).
 - **rare**: the chance the image holds at least one face of the rare class (``no_mask`` by default, or
   the rarest class of ``--base``), ``1 - prod(1 - p_rare_i)``.
 - **diversity**: how unlike the image is to everything already labelled or picked, the Hamming distance
@@ -70,7 +71,9 @@ def face_scores(
     ordered = -np.sort(-probs, axis=1)
     margin = ordered[:, 0] - (ordered[:, 1] if probs.shape[1] > 1 else 0.0)
     rare = probs[:, names.index(rare_class)] if rare_class in names else np.zeros(n)
-    near = np.clip(1.0 - np.abs(agnostic.confidence.astype(np.float64) - conf) / band, 0.0, 1.0)
+    score = agnostic.confidence.astype(np.float64)
+    room = np.where(score >= conf, min(band, 1.0 - conf), min(band, conf))  # 0.99 is sure at --conf 0.95
+    near = np.clip(1.0 - np.abs(score - conf) / room, 0.0, 1.0)
     return FaceScores(margin, rare, np.maximum(1.0 - margin, near))
 
 

@@ -186,9 +186,10 @@ def run_frames(args: argparse.Namespace) -> int:
 
 
 def run_prelabel(args: argparse.Namespace) -> int:
-    from maskwatch.apps.prelabel import check_output, find_images, prelabel, write_prelabel
+    from maskwatch.apps.prelabel import check_options, check_output, find_images, prelabel, write_prelabel
     from maskwatch.models.registry import load_detector
 
+    check_options(args.conf, args.select, args.by)
     images = find_images(args.images)
     base = load_dataset(args.base) if args.base else None
     check_output(images, args.out)  # before the model runs
