@@ -51,7 +51,9 @@ def colour(name: str, classes: list[str]) -> str:
 def _thumbnail(path: Path) -> tuple[str, float, int, int]:
     im = Image.fromarray(load_image(path))
     scale = min(1.0, THUMB / max(im.size))
-    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
+    im = im.resize(
+        (max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BILINEAR
+    )
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=80)
     return base64.b64encode(buf.getvalue()).decode(), scale, im.width, im.height

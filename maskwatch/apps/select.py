@@ -147,8 +147,8 @@ def select(
         available[best] = False
         d = _distances(all_hashes, hashes[best])
         closer = d < nearest
-        for i in np.flatnonzero(closer):
-            nearest_name[i] = names[best]
+        for j in np.flatnonzero(closer):
+            nearest_name[j] = names[best]
         nearest = np.minimum(nearest, d)
     diversity = np.minimum(nearest / UNRELATED_BITS, 1.0)
     for p in picks:

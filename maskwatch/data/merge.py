@@ -6,11 +6,12 @@ base whose names clash with earlier ones has *all* its images renamed ``<base>_<
 clashing ones would split one video's frames (``<video>_t<ms>``) into two groups and let them leak
 across train and test.
 
-Two mistakes are caught rather than written: an image whose bytes are already in an earlier part (``merge
-A A``, or a copy of A) is dropped, not doubled, and counted (a doubled image also lands in two splits);
-and two parts that each have a class the other lacks (``no_mask`` beside ``without_mask``) are refused
-with the ``--merge`` that would reconcile them, since a detector trained on both would split one kind of
-face between two labels. ``keep_classes`` merges them anyway, for classes that really differ.
+Two mistakes are caught rather than written: an image whose bytes are already in an earlier part
+(``merge A A``, or a copy of A) is dropped, not doubled, and counted (a doubled image also lands in two
+splits; copies inside one part are left alone); and two parts that each have a class the other lacks
+(``no_mask`` beside ``without_mask``) are refused with the ``--merge`` that would reconcile them, since
+a detector trained on both would split one kind of face between two labels. ``keep_classes`` merges them
+anyway, for classes that really differ.
 """
 
 from __future__ import annotations
@@ -87,13 +88,16 @@ def merge_datasets(
     parts = [apply_merge(ds, {k: v for k, v in mapping.items() if k in ds.classes}) for ds in parts]
     if not keep_classes:
         check_classes(parts, names)
-    records, classes, merge = [], [], {}
+    records, classes = [], []
+    merge: dict[str, str] = {}
     splits: dict[str, list[str]] = {}
     taken: set[str] = set()
-    seen: dict[str, tuple[list[str], bytes]] = {}
+    Labelled = tuple[list[str], bytes]
+    seen: dict[str, Labelled] = {}
     duplicates = relabelled = 0
     for ds, name in zip(parts, names, strict=True):
         unique = []
+        own: dict[str, Labelled] = {}
         for r in progress(ds.records, f"hashing {name}"):
             key = content_hash(r.image)
             labelled = (sorted(r.labels), r.boxes.round(1).tobytes())
@@ -101,8 +105,9 @@ def merge_datasets(
                 duplicates += 1
                 relabelled += seen[key] != labelled
                 continue
-            seen[key] = labelled
+            own.setdefault(key, labelled)  # copies inside one base are its owner's business (Kaggle has 4)
             unique.append(r)
+        seen.update(own)
         if len(unique) < len(ds):
             kept = {r.stem for r in unique}
             ds = dataclasses.replace(

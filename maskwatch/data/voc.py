@@ -70,7 +70,7 @@ def read_voc_file(xml_path: Path, root: Path) -> Annotation:
             raise MaskwatchError(f"{xml_path}: <object> without <name> or <bndbox>")
         boxes.append([_number(bb, t, xml_path) for t in ("xmin", "ymin", "xmax", "ymax")])
         labels.append(name)
-    return Annotation(image, w, h, boxes, labels)
+    return Annotation(image, w, h, np.array(boxes, dtype=np.float64).reshape(-1, 4), labels)
 
 
 def read_voc(root: Path) -> Dataset:
@@ -107,8 +107,8 @@ def voc_xml(rec: Annotation, image_name: str, folder: str = "images", path: str 
     for box, label in zip(rec.boxes, rec.labels, strict=True):
         obj = ET.SubElement(ann, "object")
         ET.SubElement(obj, "name").text = label
-        for tag, v in (("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
-            ET.SubElement(obj, tag).text = v
+        for tag, text in (("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
+            ET.SubElement(obj, tag).text = text
         bb = ET.SubElement(obj, "bndbox")
         for tag, v in zip(
             ("xmin", "ymin", "xmax", "ymax"), integer_box(box, rec.width, rec.height), strict=True
