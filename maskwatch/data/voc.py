@@ -91,13 +91,11 @@ def integer_box(box: np.ndarray, width: int, height: int) -> list[int]:
     return [x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)]
 
 
-def voc_xml(rec: Annotation, image_name: str, folder: str = "images", path: str | None = None) -> str:
+def voc_xml(rec: Annotation, image_name: str, folder: str = "images") -> str:
     """The LabelImg-style XML text for one record (integer coordinates, as LabelImg writes them)."""
     ann = ET.Element("annotation")
     ET.SubElement(ann, "folder").text = folder
     ET.SubElement(ann, "filename").text = image_name
-    if path is not None:
-        ET.SubElement(ann, "path").text = path
     source = ET.SubElement(ann, "source")
     ET.SubElement(source, "database").text = "Unknown"
     size = ET.SubElement(ann, "size")
