@@ -110,7 +110,8 @@ def test_enrichment_loop_end_to_end(shared: Path, kaggle: Path, tmp_path: Path) 
         str(base),
     )
     assert r.returncode == 0, r.stderr
-    assert "pre-labelled 3 of" in r.stdout and (labelled / "selection.csv").is_file()
+    assert "pre-labelled 3 of 8 images (the 3 most worth labelling by mixed" in r.stdout, r.stdout
+    assert (labelled / "selection.csv").is_file()
 
     # a person's correction in LabelImg: one face's class flipped, one box deleted
     xml = sorted(labelled.glob("*.xml"))[0]

@@ -98,6 +98,11 @@ class PrelabelResult:
     skipped: list[Path] = field(default_factory=list)
     by: str | None = None
 
+    @property
+    def near_duplicates(self) -> int:
+        """Candidates left out because they nearly repeat a picked or base image."""
+        return sum(p.reason.startswith("near-duplicate") for p in self.picks or [])
+
 
 def rare_class_of(class_names: tuple[str, ...], base: Dataset | None) -> str:
     """The class to look for: the base's rarest class the model knows, else ``no_mask``, else the last."""

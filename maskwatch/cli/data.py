@@ -207,7 +207,10 @@ def run_prelabel(args: argparse.Namespace) -> int:
     ds = result.dataset
     print(format_stats(dataset_stats(ds), args.out), end="")
     skipped = f", {len(result.skipped)} unreadable skipped" if result.skipped else ""
-    chosen = f" (the {len(ds)} most worth labelling by {args.by}, see selection.csv)" if args.select else ""
+    chosen = ""
+    if args.select:
+        dups = f"; {result.near_duplicates} near-duplicates never picked" if result.near_duplicates else ""
+        chosen = f" (the {len(ds)} most worth labelling by {args.by}{dups}; see selection.csv)"
     print(f"pre-labelled {len(ds)} of {len(images)} images{chosen}{skipped} in {args.out}")
     print(f"correct them with: labelImg {args.out} {Path(args.out) / 'classes.txt'} {args.out}")
     return 0
