@@ -128,8 +128,9 @@ def test_round_trip_every_pair(first: str, second: str, voc: Path, tmp_path: Pat
     a = load_dataset(tmp_path / "a")
     save_dataset(a, tmp_path / "b", second)
     b = load_dataset(tmp_path / "b")
-    for ds in (a, b):
-        assert_same_boxes(as_boxes(ds), as_boxes(original), tol=1e-3)
+    for ds, formats in ((a, {first}), (b, {first, second})):
+        # VOC holds whole pixels (LabelImg and int()-parsing readers reject 10.5): one rounding, then exact
+        assert_same_boxes(as_boxes(ds), as_boxes(original), tol=0.5 if "voc" in formats else 1e-3)
         assert ds.classes == original.classes == ["with_mask", "without_mask"]
         assert ds.splits == original.splits
         assert ds.merge == {"mask_weared_incorrect": "without_mask"}

@@ -1,4 +1,4 @@
-"""``maskwatch data``: build a learning base: stats, convert, split, frames, merge.
+"""``maskwatch data``: build a learning base: stats, convert, split, frames, merge, prelabel, review.
 
 Thin: each subcommand parses its options, calls :mod:`maskwatch.data` and prints a summary.
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from maskwatch.apps.select import STRATEGIES
 from maskwatch.data.formats import FORMATS, load_dataset, save_dataset
 from maskwatch.data.stats import dataset_stats, format_stats
-from maskwatch.defaults import CONF
 from maskwatch.io import write_json
 
 
@@ -38,7 +38,7 @@ def _copy_option(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
-        help="build a learning base: stats, convert, split, frames, merge, prelabel",
+        help="build a learning base: stats, convert, split, frames, merge, prelabel, review",
         description="Build a learning base. Formats: voc (LabelImg, Kaggle), yolo (LabelImg classes.txt and "
         "Ultralytics data.yaml), coco (Detectron2, pycocotools), createml. Split files are read from "
         "PATH/splits/{train,val,test}.txt, or from --split DIR.",
@@ -94,19 +94,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     m.add_argument("--to", choices=FORMATS, help="output format (default: the first input's)")
     _input_options(m)
+    m.add_argument(
+        "--keep-classes",
+        action="store_true",
+        help="merge bases whose classes differ (e.g. no_mask and without_mask) without reconciling them",
+    )
     _copy_option(m)
     m.set_defaults(func=run_merge)
 
-    pl = dsub.add_parser("prelabel", help="label images with a model, for correcting in LabelImg")
+    pl = dsub.add_parser(
+        "prelabel",
+        help="label images with a model for correcting in LabelImg, keeping those most worth labelling",
+        description="Writes each chosen image with its VOC XML beside it and classes.txt: open it with "
+        "'labelImg DIR DIR/classes.txt DIR'. --select keeps the N images most worth labelling and writes "
+        "selection.csv (scores and why each was picked).",
+    )
     pl.add_argument("images", help="folder, glob or image file (e.g. the output of 'data frames')")
-    pl.add_argument("--out", required=True, metavar="DIR", help="learning base to write")
+    pl.add_argument("--out", required=True, metavar="DIR", help="folder to write (LabelImg layout)")
     pl.add_argument("--model", help="checkpoint or built-in name (default: the built-in default model)")
-    pl.add_argument("--to", default="voc", choices=FORMATS, help="format to write (default voc, LabelImg's)")
-    pl.add_argument("--conf", type=float, default=CONF, help=f"minimum score (default {CONF})")
+    pl.add_argument(
+        "--conf", type=float, default=0.3, help="keep detections scoring at least this (default 0.3)"
+    )
     pl.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="skip faces smaller than PX")
+    pl.add_argument("--select", type=int, metavar="N", help="keep only the N images most worth labelling")
+    pl.add_argument(
+        "--by",
+        default="mixed",
+        choices=STRATEGIES,
+        help="how --select ranks: uncertain faces, the rare class (no_mask), images unlike the base and "
+        "each other, or mixed = 0.4 uncertainty + 0.3 rare + 0.3 diversity (default)",
+    )
+    pl.add_argument("--base", metavar="PATH", help="the existing learning base, for --by diversity/mixed")
     pl.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     _copy_option(pl)
     pl.set_defaults(func=run_prelabel)
+
+    rv = dsub.add_parser("review", help="contact sheet (HTML) of pre-labelled images, uncertain faces marked")
+    rv.add_argument("dir", help="folder written by 'data prelabel' (or any learning base)")
+    rv.add_argument("--out", metavar="FILE", help="HTML file to write (default DIR/review.html)")
+    rv.set_defaults(func=run_review)
 
 
 def _help(p: argparse.ArgumentParser) -> int:
@@ -160,14 +186,41 @@ def run_frames(args: argparse.Namespace) -> int:
 
 
 def run_prelabel(args: argparse.Namespace) -> int:
-    from maskwatch.apps.prelabel import find_images, prelabel
+    from maskwatch.apps.prelabel import check_options, check_output, find_images, prelabel, write_prelabel
     from maskwatch.models.registry import load_detector
 
+    check_options(args.conf, args.select, args.by)
     images = find_images(args.images)
-    ds = prelabel(images, load_detector(args.model, args.device), args.conf, args.min_face)
-    save_dataset(ds, args.out, args.to, args.copy_images)
+    base = load_dataset(args.base) if args.base else None
+    check_output(images, args.out)  # before the model runs
+    result = prelabel(
+        images,
+        load_detector(args.model, args.device),
+        args.conf,
+        args.min_face,
+        args.select,
+        args.by,
+        base,
+        skip_unreadable=not Path(args.images).is_file(),
+    )
+    write_prelabel(result, args.out, args.copy_images)
+    ds = result.dataset
     print(format_stats(dataset_stats(ds), args.out), end="")
-    print(f"pre-labelled {len(ds)} images as {args.to} in {args.out}; correct them in LabelImg")
+    skipped = f", {len(result.skipped)} unreadable skipped" if result.skipped else ""
+    chosen = ""
+    if args.select:
+        dups = f"; {result.near_duplicates} near-duplicates never picked" if result.near_duplicates else ""
+        chosen = f" (the {len(ds)} most worth labelling by {args.by}{dups}; see selection.csv)"
+    print(f"pre-labelled {len(ds)} of {len(images)} images{chosen}{skipped} in {args.out}")
+    print(f"correct them with: labelImg {args.out} {Path(args.out) / 'classes.txt'} {args.out}")
+    return 0
+
+
+def run_review(args: argparse.Namespace) -> int:
+    from maskwatch.apps.review import write_review
+
+    out = write_review(args.dir, args.out)
+    print(f"wrote {out}")
     return 0
 
 
@@ -182,9 +235,18 @@ def run_merge(args: argparse.Namespace) -> int:
     mapping = parse_merge(args.merge)
     parts = [load_dataset(p, args.format) for p in args.inputs]
     names = [Path(p).stem if Path(p).is_file() else Path(p).resolve().name for p in args.inputs]
-    ds = merge_datasets(parts, names, mapping)
+    result = merge_datasets(parts, names, mapping, args.keep_classes)
+    ds = result.dataset
     fmt = args.to or (args.format if args.format != "auto" else detect_format(Path(args.inputs[0])))
     save_dataset(ds, args.out, fmt, args.copy_images)
     print(format_stats(dataset_stats(ds), args.out), end="")
     print(f"wrote {len(ds)} images from {len(parts)} bases as {fmt} to {args.out}")
+    if result.duplicates:
+        differ = (
+            f", {result.relabelled_duplicates} labelled differently" if result.relabelled_duplicates else ""
+        )
+        print(
+            f"skipped {result.duplicates} images already in an earlier base (same bytes{differ}; "
+            "the first base's labels kept)"
+        )
     return 0

@@ -100,7 +100,7 @@ def load_dataset(
     return apply_merge(ds, mapping)
 
 
-def _check_destination(ds: Dataset, dst: Path) -> None:
+def check_destination(ds: Dataset, dst: Path) -> None:
     """Refuse to replace what is not ours: a folder without a sidecar, or one holding the source."""
     if dst.is_file():
         raise MaskwatchError(f"{dst}: exists and is a file; give a folder")
@@ -128,7 +128,7 @@ def save_dataset(ds: Dataset, dst: str | Path, format: str, copy_images: bool = 
         if ds.splits:
             log.warning("%s: one JSON holds no split; write to a folder to keep the split files", dst)
         return dst
-    _check_destination(ds, dst)
+    check_destination(ds, dst)
     with atomic_dir(dst) as tmp:
         if format == "yolo":
             write_yolo(ds, tmp, copy_images, final=dst.absolute())
