@@ -253,6 +253,16 @@ def test_empty_period_and_camera_without_windows(db: tuple[Path, list[dict], lis
     # night: the warehouse is off, the others are not
     night = build_report(path, start="2026-11-23T01:00Z", end="2026-11-23T03:00Z")
     assert summary(night)["warehouse"]["time covered"] == "no windows"
+    # a database the monitor created but has not written to yet, and an open-ended period
+    fresh = path.parent / "fresh.sqlite"
+    md, _, _ = schema()
+    engine = sa.create_engine(f"sqlite:///{fresh}")
+    md.create_all(engine)
+    engine.dispose()
+    page = build_report(fresh)
+    assert "No windows in the database." in page and "No alert episodes in the database." in page
+    assert "No windows since Tue 24 Nov 2026 06:00 UTC." in build_report(fresh, start="2026-11-24T06:00")
+    assert summary(page) == {}
     assert "No windows from warehouse between Mon 23 Nov 2026 01:00 and Mon 23 Nov 2026 03:00 UTC" in night
 
 

