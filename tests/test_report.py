@@ -338,16 +338,24 @@ def test_bad_databases(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert not (tmp_path / "r.html").exists()
 
 
-def test_installed_command(db: tuple[Path, list[dict], list[dict]], tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_installed_command_stays_light(db: tuple[Path, list[dict], list[dict]], tmp_path: Path) -> None:
+    """`python -m maskwatch report` works end to end and never pays for torch or OpenCV."""
     out = tmp_path / "r.html"
+    code = (
+        "import sys; from maskwatch.cli import main; "
+        f"rc = main(['report', '--db', {str(db[0])!r}, '--out', {str(out)!r}, '--to', '2026-11-23']); "
+        "print(rc, sorted(m for m in ('torch', 'cv2') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "0 []"
+    assert set(summary(out.read_text())) == {"entrance", "canteen", "warehouse"}
     proc = subprocess.run(
-        [sys.executable, "-m", "maskwatch", "report", "--db", str(db[0]), "--out", str(out),
-         "--to", "2026-11-23"],
+        [sys.executable, "-m", "maskwatch", "report", "--db", str(db[0]), "--out", str(out), "--camera", "x"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "torch" not in proc.stderr
-    assert set(summary(out.read_text())) == {"entrance", "canteen", "warehouse"}
+    assert proc.returncode == 1 and proc.stderr.startswith("maskwatch: error: unknown camera 'x'")
 
 
 def screenshot(page: Path, shot: Path, profile: Path, size: str = "1280,2400") -> np.ndarray:
