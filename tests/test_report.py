@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from maskwatch.apps.report import build_report, load_report_data, open_database
+from maskwatch.apps.report import build_report, fmt_time, load_report_data, open_database
 from maskwatch.cli import main
 
 UTC = timezone.utc
@@ -263,6 +263,20 @@ def test_empty_period_and_camera_without_windows(db: tuple[Path, list[dict], lis
     assert "No windows in the database." in page and "No alert episodes in the database." in page
     assert "No windows since Tue 24 Nov 2026 06:00 UTC." in build_report(fresh, start="2026-11-24T06:00")
     assert summary(page) == {}
+    # a flapping camera: the latest 200 episodes listed, all of them counted
+    _, _, alerts = schema()
+    engine = sa.create_engine(f"sqlite:///{fresh}")
+    with engine.begin() as conn:
+        start = [DAY0 + timedelta(minutes=10 * i) for i in range(250)]
+        conn.execute(alerts.insert(), [
+            dict(camera="gate", rule="crowd", start_time=iso(t), end_time=iso(t + WINDOW),
+                 peak_unmasked_share=0.5, people=8) for t in start
+        ])  # fmt: skip
+    engine.dispose()
+    page = build_report(fresh)
+    listed = tables(page).tables["alerts"][1:]
+    assert len(listed) == 200 and listed[0][2] == fmt_time(start[-1])
+    assert "… and 50 earlier episodes" in page and summary(page)["gate"]["alerts"] == "250"
     assert "No windows from warehouse between Mon 23 Nov 2026 01:00 and Mon 23 Nov 2026 03:00 UTC" in night
 
 

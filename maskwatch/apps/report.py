@@ -40,21 +40,13 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write
 
 GENERATOR = "maskwatch report"  # in a <meta> of every page: the mark that lets a re-run replace its own file
-WINDOW_COLUMNS = (
-    "camera",
-    "start_time",
-    "end_time",
-    "people",
-    "people_no_mask",
-    "faces",
-    "with_mask",
-    "no_mask",
-)
+WINDOW_COLUMNS = ("camera", "start_time", "end_time", "people", "people_no_mask")  # the ones it reads
 ALERT_COLUMNS = ("camera", "rule", "start_time", "end_time", "peak_unmasked_share", "people")
 # The green / red that `maskwatch detect` draws mask / no-mask boxes in (video/annotate.py), slightly darkened
 # so lines and text stay readable on white: one colour per class everywhere a viewer meets them.
 WITH_MASK_COLOUR = "#2e9e44"
 NO_MASK_COLOUR = "#d62f2f"
+MAX_ALERT_ROWS = 200  # the latest episodes listed; a month of a flapping camera must not bury the page
 MAX_BINS = 240  # time-series points per camera: enough to see a day at 5-min steps, light for a year
 BIN_STEPS_S = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 UTC = timezone.utc
@@ -216,7 +208,6 @@ class CameraData:
     end: np.ndarray = field(default_factory=lambda: np.zeros(0))
     people: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     people_no_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    faces: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     alerts: list[Alert] = field(default_factory=list)
 
     @property
@@ -326,8 +317,9 @@ def load_report_data(
                 raise MaskwatchError(f"unknown camera {', '.join(map(repr, unknown))} (known: {listed})")
         names = list(dict.fromkeys(cameras)) if cameras else known
         data = {name: CameraData(name) for name in names}
-        _read_windows(engine, windows, data, start, end)
-        _read_alerts(engine, alerts, data, start, end)
+        with engine.connect() as conn:
+            _read_windows(conn, windows, data, (start, end))
+            _read_alerts(conn, alerts, data, (start, end))
     except sa.exc.SQLAlchemyError as e:
         raise MaskwatchError(f"{_name(engine)}: cannot read the database ({_first_line(e)})") from None
     ordered = sorted(
@@ -336,14 +328,11 @@ def load_report_data(
     return ReportData(start, end, ordered, _name(engine))
 
 
-def _read_windows(
-    engine: sa.Engine,
-    table: sa.Table,
-    data: dict[str, CameraData],
-    start: datetime | None,
-    end: datetime | None,
-) -> None:
-    c = table.c
+Period = tuple[datetime | None, datetime | None]
+
+
+def _read_windows(conn: sa.Connection, table: sa.Table, data: dict[str, CameraData], period: Period) -> None:
+    c, (start, end) = table.c, period
     query = sa.select(*(c[name] for name in WINDOW_COLUMNS)).where(c.camera.in_(list(data)))
     if start is not None:
         query = query.where(c.start_time >= _bound(c.start_time, start, -1))
@@ -351,51 +340,36 @@ def _read_windows(
         query = query.where(c.start_time < _bound(c.start_time, end, 1))
     lo = start.timestamp() if start else -math.inf
     hi = end.timestamp() if end else math.inf
-    rows: dict[str, list[tuple[float, float, int, int, int]]] = {name: [] for name in data}
-    with engine.connect() as conn:
-        result = conn.execute(query.order_by(c.camera, c.start_time))
-        # a year of minute windows takes a while to read: a counter shows on a terminal after 2 s
-        counted = tqdm(result, desc="windows", unit="window", disable=None, leave=False, delay=2)
-        for cam, t0, t1, people, unmasked, faces, *_ in counted:
-            s = _db_seconds(t0)
-            if lo <= s < hi:
-                e = _db_seconds(t1) if t1 is not None else s
-                rows[cam].append((s, e, int(people or 0), int(unmasked or 0), int(faces or 0)))
+    rows: dict[str, list[tuple[float, float, int, int]]] = {name: [] for name in data}
+    result = conn.execute(query.order_by(c.camera, c.start_time))
+    # a year of minute windows takes a while to read: a counter shows on a terminal after 2 s
+    for cam, t0, t1, people, unmasked in tqdm(
+        result, desc="windows", unit="window", disable=None, leave=False, delay=2
+    ):
+        s = _db_seconds(t0)
+        if lo <= s < hi:
+            e = _db_seconds(t1) if t1 is not None else s
+            rows[cam].append((s, e, int(people or 0), int(unmasked or 0)))
     for name, values in rows.items():
         if values:
             arr = np.array(sorted(values), dtype=np.float64)
             cam = data[name]
             cam.start, cam.end = arr[:, 0], arr[:, 1]
-            cam.people, cam.people_no_mask, cam.faces = (arr[:, i].astype(np.int64) for i in (2, 3, 4))
+            cam.people, cam.people_no_mask = arr[:, 2].astype(np.int64), arr[:, 3].astype(np.int64)
 
 
-def _read_alerts(
-    engine: sa.Engine,
-    table: sa.Table,
-    data: dict[str, CameraData],
-    start: datetime | None,
-    end: datetime | None,
-) -> None:
-    c = table.c
+def _read_alerts(conn: sa.Connection, table: sa.Table, data: dict[str, CameraData], period: Period) -> None:
+    c, (start, end) = table.c, period
     query = sa.select(*(c[name] for name in ALERT_COLUMNS)).where(c.camera.in_(list(data)))
     if end is not None:
         query = query.where(c.start_time < _bound(c.start_time, end, 1))
     if start is not None:
         query = query.where(sa.or_(c.end_time.is_(None), c.end_time > _bound(c.end_time, start, -1)))
-    with engine.connect() as conn:
-        for cam, rule, t0, t1, peak, people in conn.execute(query.order_by(c.start_time)):
-            alert = Alert(
-                str(cam),
-                str(rule),
-                _db_time(t0),
-                None if t1 is None else _db_time(t1),
-                float(peak or 0),
-                int(people or 0),
-            )
-            if (end is None or alert.start < end) and (
-                start is None or alert.end is None or alert.end > start
-            ):
-                data[alert.camera].alerts.append(alert)
+    for cam, rule, t0, t1, peak, people in conn.execute(query.order_by(c.start_time)):
+        stop = None if t1 is None else _db_time(t1)
+        alert = Alert(str(cam), str(rule), _db_time(t0), stop, float(peak or 0), int(people or 0))
+        if (end is None or alert.start < end) and (start is None or stop is None or stop > start):
+            data[alert.camera].alerts.append(alert)
 
 
 # -------------------------------------------------------------------------------------------- charts
@@ -717,7 +691,8 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
     parts.append("<h2>Alert episodes, ongoing then latest first</h2>")
     if alerts:
         rows = []
-        for a in sorted(alerts, key=lambda a: (a.end is None, a.start), reverse=True):
+        latest = sorted(alerts, key=lambda a: (a.end is None, a.start), reverse=True)
+        for a in latest[:MAX_ALERT_ROWS]:
             stop = "<span class=ongoing>ongoing</span>" if a.end is None else _e(fmt_time(a.end))
             length = _lasted(a, data)
             rows.append(
@@ -730,6 +705,11 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
             "<th>end (UTC)</th><th>lasted</th><th>peak unmasked</th><th>people</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
+        if len(latest) > MAX_ALERT_ROWS:
+            parts.append(
+                f"<p class=legend>… and {len(latest) - MAX_ALERT_ROWS:,} earlier episodes, not listed "
+                "(counted above; narrow the period with --from/--to to list them).</p>"
+            )
     else:
         parts.append(f"<div class=empty>No alert episodes {_e(when)}.</div>")
 
