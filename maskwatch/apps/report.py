@@ -100,9 +100,9 @@ def iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def fmt_time(t: datetime, year: bool = True) -> str:
+def fmt_time(t: datetime) -> str:
     """A time the way a person reads it (``Mon 23 Nov 2026 14:05``); pages say once that times are UTC."""
-    return t.astimezone(UTC).strftime("%a %d %b %Y %H:%M" if year else "%a %d %b %H:%M")
+    return t.astimezone(UTC).strftime("%a %d %b %Y %H:%M")
 
 
 def fmt_duration(seconds: float) -> str:
@@ -111,7 +111,7 @@ def fmt_duration(seconds: float) -> str:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
-        return f"{hours} h {minutes:02d}" if minutes else f"{hours} h"
+        return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
 
@@ -130,9 +130,8 @@ def open_database(db: str | Path) -> tuple[sa.Engine, Path | None]:
     database, and nothing the report does can write to it.
     """
     text = str(db)
-    if "://" not in text:
-        path: Path | None = Path(text)
-    else:
+    path = Path(text)
+    if "://" in text:
         try:
             url = sa.make_url(text)
         except sa.exc.ArgumentError:
@@ -145,7 +144,6 @@ def open_database(db: str | Path) -> tuple[sa.Engine, Path | None]:
         if not url.database or url.database == ":memory:":
             raise MaskwatchError(f"{text}: an in-memory database holds no monitor data")
         path = Path(url.database)
-    assert path is not None
     if not path.is_file():
         raise MaskwatchError(f"{path}: database file not found")
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
@@ -736,7 +734,7 @@ def check_output(out: Path, db_file: Path | None) -> None:
     an existing file that is not a report this command wrote."""
     if out.is_dir():
         raise MaskwatchError(f"{out}: is a folder; give the report's file name (e.g. report.html)")
-    if db_file is not None and out.exists() and out.resolve() == db_file.resolve():
+    if db_file is not None and out.exists() and os.path.samefile(out, db_file):
         raise MaskwatchError(f"{out}: is the database; choose another --out")
     if out.exists():
         with open(out, "rb") as f:
