@@ -529,13 +529,18 @@ tr.worst td{background:#fdf0f0}tr.worst td:first-child{border-left:4px solid var
 .chart svg{width:100%;height:auto;display:block}
 .legend{font-size:13px;color:#555;margin:4px 0 10px}
 .sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;margin:0 4px 0 12px}
-.empty{background:#fff;border-radius:8px;padding:16px;color:#666;font-style:italic;box-shadow:0 1px 3px #0002}
+.empty{background:#fff;border-radius:8px;padding:16px;color:#666;font-style:italic;box-shadow:0 1px 3px #0002;
+  margin-bottom:14px}
 .meta{color:#888;font-size:12px;margin-top:40px}
 """
 
 
 def _e(value: object) -> str:
     return html.escape(str(value))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 def _hour(h: int | None) -> str:
@@ -603,7 +608,7 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
             "alerts",
             f"{len(alerts)}",
             (f"<span class=ongoing>{ongoing} ongoing</span>" if ongoing else "none ongoing")
-            + f" · over {len(data.cameras)} camera{'s' * (len(data.cameras) != 1)}",
+            + f" · over {_count(len(data.cameras), 'camera')}",
         )
     )
     if worst is not None:
@@ -612,8 +617,8 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
                 "bad" if worst.share else "good",
                 "worst camera",
                 _e(worst.camera),
-                f"{fmt_share(worst.share)} unmasked · {len(worst.alerts)} alert"
-                f"{'s' * (len(worst.alerts) != 1)} · busiest {_hour(worst.busiest_hour)} UTC",
+                f"{fmt_share(worst.share)} unmasked · {_count(len(worst.alerts), 'alert')} · "
+                f"busiest {_hour(worst.busiest_hour)} UTC",
             )
         )
     parts.append(
@@ -678,7 +683,7 @@ def render_html(data: ReportData, generated: datetime | None = None) -> str:
         for cam in data.cameras:
             parts.append(
                 f"<h3>{_e(cam.camera)} <small style='color:#666;font-weight:400'>· "
-                f"{fmt_share(cam.share)} unmasked · {len(cam.alerts)} alerts</small></h3>"
+                f"{fmt_share(cam.share)} unmasked · {_count(len(cam.alerts), 'alert')}</small></h3>"
             )
             if cam.windows:
                 parts.append(f"<div class=chart>{plot_camera(cam, t0, t1, step)}</div>")
