@@ -20,6 +20,7 @@ COMMANDS = {
     "detect": "detect",
     "export": "export",
     "models": "models",
+    "report": "report",
 }
 
 
