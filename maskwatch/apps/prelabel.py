@@ -7,30 +7,12 @@ Boxes are written as plain labels (no scores: annotation formats have no place f
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
-from tqdm import tqdm
-
-from maskwatch.data.layout import image_files
+from maskwatch.data.layout import find_images  # noqa: F401  (the one image-discovery rule; cli imports it here)
 from maskwatch.data.record import Annotation, Dataset
-from maskwatch.errors import MaskwatchError
-from maskwatch.io import load_image
+from maskwatch.engine.predict import predict_images
 from maskwatch.models.base import Detector
-
-
-def find_images(source: str | Path) -> list[Path]:
-    """Images of a folder, a glob pattern, or a single file."""
-    path = Path(source)
-    if path.is_dir():
-        files = image_files(path)
-    elif path.is_file():
-        files = [path]
-    else:
-        files = sorted(Path(p) for p in glob.glob(str(source)))
-    if not files:
-        raise MaskwatchError(f"{source}: no images found")
-    return files
 
 
 def prelabel(
@@ -38,12 +20,7 @@ def prelabel(
 ) -> Dataset:
     """A learning base whose boxes are the detector's predictions on ``images``."""
     records = []
-    with tqdm(total=len(images), desc="pre-labelling", unit="img") as bar:
-        for i in range(0, len(images), batch):
-            chunk = images[i : i + batch]
-            pixels = [load_image(p) for p in chunk]
-            for path, im, det in zip(chunk, pixels, detector.predict(pixels, conf=conf), strict=True):
-                det = det.filter(conf=conf, min_size=min_face)
-                records.append(Annotation(path, im.shape[1], im.shape[0], det.xyxy, det.label_names))
-            bar.update(len(chunk))
+    for p in predict_images(detector, images, batch, conf=conf, desc="pre-labelling"):
+        det = p.detections.filter(conf=conf, min_size=min_face)
+        records.append(Annotation(p.image, p.width, p.height, det.xyxy, det.label_names))
     return Dataset(records, list(detector.class_names))
