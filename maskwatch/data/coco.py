@@ -22,6 +22,8 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from maskwatch import __version__
 from maskwatch.data.layout import find_image, find_json, known_size, relative_posix
 from maskwatch.data.record import Annotation, Dataset, finalize_records, small_box_mask
@@ -68,12 +70,6 @@ def _stated_size(img: dict[str, Any]) -> tuple[int, int] | None:
     except (KeyError, TypeError, ValueError):
         return None
     return (w, h) if w > 0 and h > 0 else None
-
-
-def _image_boxes(
-    boxes: dict[Any, list[list[float]]], labels: dict[Any, list[str]], img: dict[str, Any]
-) -> tuple[list[list[float]], list[str]]:
-    return boxes.get(img.get("id"), []), labels.get(img.get("id"), [])
 
 
 def read_coco(path: Path, require_images: bool = True) -> Dataset:
@@ -124,17 +120,17 @@ def read_coco(path: Path, require_images: bool = True) -> Dataset:
             raise MaskwatchError(f"{json_path}: image {img.get('id')!r} has no file_name")
         try:
             image = find_image(name, roots, json_path)
+            found = Path(*image.parts[: len(image.parts) - len(Path(name).parts)])
+            if found != roots[0]:  # one root serves every image: try it first (one stat per image)
+                roots = [found, *(r for r in roots if r != found)]
+            w, h = known_size(image, img.get("width"), img.get("height"))
         except MaskwatchError:
             stated = _stated_size(img)
             if require_images or stated is None:
                 raise
-            records.append(Annotation(roots[0] / name, *stated, *_image_boxes(boxes, labels, img)))
-            continue
-        found = Path(*image.parts[: len(image.parts) - len(Path(name).parts)])
-        if found != roots[0]:  # one root serves every image: try it first (one stat per image)
-            roots = [found, *(r for r in roots if r != found)]
-        w, h = known_size(image, img.get("width"), img.get("height"))
-        records.append(Annotation(image, w, h, *_image_boxes(boxes, labels, img)))
+            image, (w, h) = roots[0] / name, stated
+        key = img.get("id")
+        records.append(Annotation(image, w, h, np.array(boxes.get(key, [])), labels.get(key, [])))
     ds = Dataset(finalize_records(records, str(json_path)), list(cat_name.values()), json_path.parent)
     info = data.get("info")
     ours = info.get("maskwatch") if isinstance(info, dict) else None
@@ -171,7 +167,8 @@ def coco_dict(
         raise ValueError(f"{len(names)} file names and {len(ids)} image ids for {len(ds)} images")
     cat_id = category_ids(class_names)
     all_cats = list(cat_id.values())
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for img_id, r, name in zip(ids, ds.records, names, strict=True):
         images.append({"id": img_id, "file_name": name, "width": r.width, "height": r.height})
         gt = r.to_detections(class_names)

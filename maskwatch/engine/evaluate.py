@@ -326,13 +326,13 @@ def bootstrap_intervals(
     n_img, n_area = len(pe.imgIds), len(pe.areaRng)
     params = copy.deepcopy(pe)
     params.maxDets = [max(pe.maxDets)]
-    params.imgIds = list(range(n_img))
     boot = copy.copy(ev)  # shares the ground truth and detections; only params and evalImgs change
     boot.params = boot._paramsEval = params
     blocks = [ev.evalImgs[b * n_img : (b + 1) * n_img] for b in range(len(pe.catIds) * n_area)]
     rows = []
     with contextlib.redirect_stdout(io.StringIO()):
         for sample in samples:
+            params.imgIds = list(range(len(sample)))  # positions in the resample: a repeat is a new image
             boot.evalImgs = [block[i] for block in blocks for i in sample]
             boot.accumulate()
             m = metrics_from_precision(
@@ -618,7 +618,7 @@ def evaluate_dataset(
     if len(predictions) != len(ds):
         raise ValueError(f"{len(predictions)} predictions for {len(ds)} images")
     check_options(min_size, conf, iou_thr, bootstrap)
-    ids = list(range(1, len(ds) + 1)) if image_ids is None else list(image_ids)
+    ids: list[ImageId] = list(range(1, len(ds) + 1)) if image_ids is None else list(image_ids)
     workers = default_workers() if workers is None else workers
     samples = bootstrap_samples(len(ds), bootstrap, seed) if bootstrap else None
 

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from maskwatch.data.record import Dataset
 from maskwatch.detections import Detections
-from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, ImageMatch
+from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, Confusion, ImageMatch
 from maskwatch.engine.evaluate import SUMMARY_KEYS, EvalReport, EvalRun, mean_precision
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_dir, load_image, write_json
@@ -136,6 +136,15 @@ def new_figure(size: tuple[float, float]) -> Any:
     return Figure(figsize=size, dpi=100, layout="constrained")
 
 
+def pr_curve_runs(report: EvalReport) -> list[tuple[str, EvalRun, str, Confusion]]:
+    """(label, COCO run, line style, confusion matrix of the same faces) of each PR curve family: the dot on
+    a curve comes from the confusion matrix computed on that curve's faces."""
+    runs = [("all faces", report.full, "-", report.confusion_all or report.confusion)]
+    if report.roi:
+        runs.append(("range of interest", report.roi, "--", report.confusion))
+    return runs
+
+
 def plot_pr_curves(report: EvalReport, out: Path) -> list[Path]:
     """One PNG per class: precision/recall at IoU 0.5 and 0.75 (all faces) and at 0.5 on the range of
     interest. Each IoU 0.5 curve carries a dot at the ``--conf`` operating point, taken from the confusion
@@ -143,13 +152,10 @@ def plot_pr_curves(report: EvalReport, out: Path) -> list[Path]:
     the legend says which curve each dot belongs to."""
     written = []
     conf = report.confusion.conf
-    runs = [("all faces", report.full, "-", report.confusion_all or report.confusion)]
-    if report.roi:
-        runs.append(("range of interest", report.roi, "--", report.confusion))
     for k, name in enumerate(report.class_names):
         fig = new_figure((5.5, 4.5))
         ax = fig.add_subplot()
-        for label, run, style, confusion in runs:
+        for label, run, style, confusion in pr_curve_runs(report):
             ious = (0.5, 0.75) if run is report.full else (0.5,)
             for iou in ious:
                 t = int(np.argmin(np.abs(run.iou_thresholds - iou)))
