@@ -62,7 +62,7 @@ def test_split_is_a_folder_or_one_file(base: Path) -> None:
     assert select_split(folder, "train") == both["train"]
     with pytest.raises(MaskwatchError, match=r"no val\.txt"):
         select_split(folder, "val")
-    with pytest.raises(MaskwatchError, match="split file not found"):
+    with pytest.raises(MaskwatchError, match="split folder not found"):
         read_splits(base / "splits" / "nope.txt")
 
 

@@ -169,6 +169,8 @@ def read_splits(path: Path) -> dict[str, list[str]]:
     ``train.txt``/``val.txt``/``test.txt``, or one stems file, which is a split named after the file."""
     if path.is_dir():
         return read_split_dir(path)
+    if not path.is_file():
+        raise MaskwatchError(f"{path}: split folder not found (nor a split file)")
     return {path.stem: read_split_file(path)}
 
 
