@@ -83,3 +83,27 @@ def test_an_unreadable_image_is_an_error_or_skipped(tmp_path: Path, default_dete
         predict_images(default_detector, [good, bad], progress=False)
     found = predict_images(default_detector, [bad, good], progress=False, skip_unreadable=True)
     assert [p.image for p in found] == [good] and (found[0].width, found[0].height) == (64, 48)
+
+
+@pytest.mark.slow
+def test_training_validation_uses_the_eval_evaluators(kaggle_test, default_detector) -> None:
+    from maskwatch.data.record import Dataset
+    from maskwatch.engine.evaluate import COCOEvaluator, ConfusionEvaluator, DatasetEvaluators, validate
+
+    few = Dataset(kaggle_test.records[:3], list(kaggle_test.classes))
+    names = default_detector.class_names
+    default_detector.model.train()  # where a training epoch leaves it
+    metrics = validate(default_detector, few, batch=2)
+    assert not default_detector.model.training
+    report = evaluate_dataset(
+        few, predict_dataset(default_detector, few, 1, progress=False), names, workers=1
+    )
+    assert (
+        metrics["AP"] == report.full.metrics["AP"]
+        and metrics["per_class"] == report.full.metrics["per_class"]
+    )
+    both = validate(
+        default_detector, few, 2, DatasetEvaluators([COCOEvaluator(names), ConfusionEvaluator(names)])
+    )
+    assert set(both) == {"bbox", "operating_point"} and both["bbox"]["AP"] == metrics["AP"]
+    assert both["operating_point"]["matrix"] == report.confusion.matrix.tolist()

@@ -543,8 +543,15 @@ def evaluate(ds: Dataset, predictions: Sequence[Detections], class_names: Sequen
     return ev.run.metrics
 
 
-def validate(detector: Detector, ds: Dataset, batch: int = 8) -> dict[str, Any]:
-    """Training-time validation: the detector's COCO metrics on ``ds``, no progress bar."""
+def validate(
+    detector: Detector, ds: Dataset, batch: int = 8, evaluator: DatasetEvaluator | None = None
+) -> dict[str, Any]:
+    """Training-time validation, the same evaluation as ``maskwatch eval``: the detector (switched to eval
+    mode: training leaves it in train mode) over ``ds`` without a progress bar, scored by ``evaluator``
+    (default: COCO metrics on all faces, returned as :func:`evaluate` returns them)."""
+    detector.model.eval()
+    if evaluator is not None:
+        return inference_on_dataset(detector, ds, evaluator, batch, progress=False)
     return evaluate(ds, predict_dataset(detector, ds, batch, progress=False), detector.class_names)
 
 
