@@ -238,7 +238,7 @@ def draw_errors(
     scale = min(2.0, GALLERY_SIDE / max(h, w))  # small images grow too, so tiny faces stay visible
     im = Image.fromarray(image)
     if scale != 1:
-        im = im.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+        im = im.resize((round(w * scale), round(h * scale)), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(im)
     font = _font(max(10, round(12 * im.width / 640)))
     line = max(1, round(im.width / 400))
