@@ -143,7 +143,7 @@ def read_predictions(
         )
     merge = merge or {}
     class_index = {n: i for i, n in enumerate(class_names)}
-    categories = (
+    categories: dict[Any, str] = (
         index.categories
         if index.categories is not None
         else {v: k for k, v in category_ids(class_names).items()}
