@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+KAGGLE_MERGE = "without_mask,mask_weared_incorrect=no_mask"  # the README's --merge for the Kaggle set
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,16 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from maskwatch.data.coco import coco_dict
 from maskwatch.data.record import Annotation, Dataset
 from maskwatch.detections import Detections
-from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, box_iou
+from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, box_iou, confusion_at
 from maskwatch.engine.evaluate import (
+    COCOEvaluator,
+    ConfusionEvaluator,
+    DatasetEvaluators,
+    bootstrap_intervals,
+    bootstrap_samples,
     coco_ground_truth,
     coco_results,
     evaluate,
@@ -25,6 +31,8 @@ from maskwatch.engine.evaluate import (
     json_safe,
     run_cocoeval,
 )
+from maskwatch.engine.report import pr_curve_runs
+from maskwatch.errors import MaskwatchError
 
 CLASSES = ("with_mask", "no_mask")
 BIG = [10.0, 10.0, 110.0, 110.0]  # 100 × 100: a "large" COCO face
@@ -282,3 +290,179 @@ def test_summary_json_has_the_documented_keys() -> None:
     assert set(j["per_class"]) == set(CLASSES) and set(j["per_class"]["no_mask"]) == {"AP", "AP50"}
     assert j["images"] == 5 and j["boxes"] == ds.num_boxes and j["roi"]["min_size"] == 10
     json.dumps(j, allow_nan=False)
+
+
+# --- --iou-thr: AP at one IoU threshold ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("thr", "ap"), [(0.3, 100.0), (0.39, 100.0), (0.41, 0.0), (0.5, 0.0)])
+def test_iou_thr_counts_a_box_at_iou_0_4_below_the_threshold_only(thr: float, ap: float) -> None:
+    ds = dataset([(BIG, "with_mask")])
+    box = shifted(BIG, 0.4)
+    report = evaluate_dataset(ds, [dets((box, 0.8, "with_mask"))], CLASSES, iou_thr=thr, workers=1)
+    assert report.full.metrics["AP50"] == 0.0  # COCO's thresholds never accept it
+    assert report.at_iou is not None and report.at_iou.metrics["AP"] == ap
+    assert report.at_iou.metrics["per_class"]["with_mask"]["AP"] == ap
+    j = report.summary_json()["iou_thr"]
+    assert j["iou"] == thr and j["AP"] == ap and "AP50" not in j
+
+
+def test_iou_thr_still_needs_the_right_class() -> None:
+    ds = dataset([(BIG, "with_mask")])
+    report = evaluate_dataset(
+        ds, [dets((shifted(BIG, 0.4), 0.8, "no_mask"))], CLASSES, iou_thr=0.3, workers=1
+    )
+    assert report.at_iou is not None and report.at_iou.metrics["AP"] == 0.0
+
+
+# --- --bootstrap: image-resampled intervals ---------------------------------------------------------------
+
+
+def test_bootstrap_of_every_image_once_reproduces_pycocotools() -> None:
+    """A "resample" that takes each image once must give exactly pycocotools' own numbers."""
+    ds, preds = random_case(30, seed=5)
+    ev, _ = run_cocoeval(coco_ground_truth(ds, CLASSES), coco_results(preds, CLASSES))
+    full = evaluate(ds, preds, CLASSES)
+    iv = bootstrap_intervals(ev, CLASSES, np.arange(len(ds))[None])
+    for k in ("AP", "AP50", "AP75", "APs", "APm", "APl"):
+        assert iv[k] == [full[k], full[k]], k
+    for name in CLASSES:
+        assert iv["per_class"][name]["AP"] == [full["per_class"][name]["AP"]] * 2
+
+
+def test_bootstrap_doubles_an_image_drawn_twice() -> None:
+    """Image 0 (a hit) drawn twice and image 1 (a miss) once: recall 2/3 at precision 1 → AP50 = 66.34
+    (pycocotools' 101-point interpolation: recall thresholds 0.00..0.66 reached, 67 of 101)."""
+    ds = dataset([(BIG, "with_mask")], [(BIG, "with_mask")])
+    ev, _ = run_cocoeval(
+        coco_ground_truth(ds, CLASSES), coco_results([dets((BIG, 0.9, "with_mask")), dets()], CLASSES)
+    )
+    iv = bootstrap_intervals(ev, CLASSES, np.array([[0, 0, 1]]))
+    assert iv["AP50"] == [round(67 / 101 * 100, 2)] * 2
+
+
+def interval_width(n: int, seed: int = 0) -> tuple[float, list[float], float]:
+    ds, preds = random_case(n, seed=11)
+    report = evaluate_dataset(ds, preds, CLASSES, workers=1, bootstrap=200, seed=seed)
+    assert report.full.interval is not None
+    lo, hi = report.full.interval["AP"]
+    return hi - lo, [lo, hi], report.full.metrics["AP"]
+
+
+def test_bootstrap_interval_contains_the_estimate_narrows_with_more_images_and_is_seeded() -> None:
+    w20, iv20, ap20 = interval_width(20)
+    w120, iv120, ap120 = interval_width(120)
+    assert iv20[0] <= ap20 <= iv20[1] and iv120[0] <= ap120 <= iv120[1]
+    assert w120 < 0.7 * w20
+    assert interval_width(20) == (w20, iv20, ap20)  # same seed, same interval
+    assert interval_width(20, seed=1)[1] != iv20
+
+
+def test_bootstrap_intervals_reach_the_json_and_every_headline_number() -> None:
+    ds, preds = random_case(15, seed=2)
+    j = evaluate_dataset(ds, preds, CLASSES, min_size=10, iou_thr=0.3, workers=1, bootstrap=20).summary_json()
+    assert j["bootstrap"] == {"resamples": 20, "seed": 0, "level": 95.0}
+    for part, keys in (
+        (j, ("AP", "AP50", "AP75", "APs", "APm", "APl")),
+        (j["roi"], ("AP",)),
+        (j["iou_thr"], ("AP",)),
+    ):
+        for k in keys:
+            if part[k] is None:  # no ground truth in that area range: no interval either
+                assert part["interval"][k] is None
+                continue
+            lo, hi = part["interval"][k]
+            assert lo <= part[k] <= hi, k
+        assert set(part["interval"]["per_class"]) == set(CLASSES)
+    json.dumps(j, allow_nan=False)
+
+
+def test_bootstrap_samples_are_fixed_by_the_seed() -> None:
+    a = bootstrap_samples(10, 5, seed=3)
+    assert a.shape == (5, 10) and np.array_equal(a, bootstrap_samples(10, 5, seed=3))
+    assert not np.array_equal(a, bootstrap_samples(10, 5, seed=4))
+
+
+# --- evaluators compose -----------------------------------------------------------------------------------
+
+
+def test_evaluators_compose_and_chunks_give_the_same_result_as_one_pass() -> None:
+    ds, preds = random_case(12, seed=4)
+
+    def evaluators() -> DatasetEvaluators:
+        return DatasetEvaluators(
+            [
+                COCOEvaluator(CLASSES, "all"),
+                COCOEvaluator(CLASSES, "roi", min_size=10),
+                ConfusionEvaluator(CLASSES),
+            ]
+        )
+
+    whole, chunked = evaluators(), evaluators()
+    whole.reset()
+    whole.process(ds.records, preds)
+    chunked.reset()
+    for i in range(0, len(ds), 5):
+        chunked.process(ds.records[i : i + 5], preds[i : i + 5])
+    a, b = whole.evaluate(), chunked.evaluate()
+    assert json_safe(a) == json_safe(b) and set(a) == {"all", "roi", "operating_point"}
+    report = evaluate_dataset(ds, preds, CLASSES, min_size=10, workers=1)
+    assert a["all"]["AP"] == report.full.metrics["AP"] and a["roi"]["AP"] == report.roi.metrics["AP"]
+    assert a["operating_point"]["matrix"] == confusion_at(ds, preds, CLASSES).matrix.tolist()
+
+
+def test_two_evaluators_with_one_name_are_an_error() -> None:
+    ds, preds = random_case(3, seed=4)
+    both = DatasetEvaluators([COCOEvaluator(CLASSES), COCOEvaluator(CLASSES)])
+    both.reset()
+    both.process(ds.records, preds)
+    with pytest.raises(ValueError, match="two evaluators produced 'bbox'"):
+        both.evaluate()
+
+
+# --- ground truth and predictions share Detections and one COCO builder -----------------------------------
+
+
+def test_ground_truth_as_detections() -> None:
+    rec = Annotation("/x.jpg", 100, 100, [[1, 2, 30, 40], [50, 50, 60, 70]], ["no_mask", "with_mask"])
+    gt = rec.to_detections(CLASSES)
+    assert gt.label_names == ["no_mask", "with_mask"] and gt.class_id.tolist() == [1, 0]
+    assert gt.confidence.tolist() == [1.0, 1.0] and np.array_equal(gt.xyxy, rec.boxes.astype(np.float32))
+    with pytest.raises(MaskwatchError, match="'no_mask' is not one of the evaluated classes"):
+        rec.to_detections(["with_mask"])
+
+
+def test_convert_and_eval_use_one_coco_builder() -> None:
+    ds = dataset([(BIG, "with_mask"), ([200, 200, 230, 236], "no_mask")], [([50, 60, 70, 84], "no_mask")])
+    written = coco_dict(ds)
+    scored = coco_ground_truth(ds, CLASSES)
+    for key in ("images", "annotations", "categories"):
+        assert written[key] == scored[key], key
+    # with a range of interest, the 20 × 24 face becomes an ignore region in every category
+    roi = coco_ground_truth(ds, CLASSES, min_size=22)
+    ignored = [a for a in roi["annotations"] if a.get("ignore")]
+    assert [a["category_id"] for a in ignored] == [1, 2] and {a["image_id"] for a in ignored} == {2}
+
+
+def test_prediction_class_outside_the_evaluated_list_is_a_one_line_error() -> None:
+    with pytest.raises(MaskwatchError, match="'person' is not one of the evaluated classes"):
+        coco_results([dets((BIG, 0.9, "person"), names=("person",))], CLASSES)
+
+
+# --- PR-curve dots are the confusion table's operating point ----------------------------------------------
+
+
+def test_each_pr_curve_family_takes_its_dot_from_the_confusion_of_the_same_faces() -> None:
+    ds, preds = random_case(20, seed=6)
+    report = evaluate_dataset(ds, preds, CLASSES, min_size=10, workers=1)
+    (all_label, all_run, _, all_conf), (roi_label, roi_run, _, roi_conf) = pr_curve_runs(report)
+    assert (all_label, roi_label) == ("all faces", "range of interest")
+    assert all_run is report.full and roi_run is report.roi
+    assert roi_conf is report.confusion  # the printed and plotted confusion table
+    assert (
+        all_conf.min_size == 0
+        and all_conf.matrix.tolist() == confusion_at(ds, preds, CLASSES).matrix.tolist()
+    )
+    # without a range of interest the one curve family uses the one confusion table
+    plain = evaluate_dataset(ds, preds, CLASSES, workers=1)
+    assert [r[3] for r in pr_curve_runs(plain)] == [plain.confusion]

@@ -5,6 +5,7 @@ Kaggle data where present."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -175,6 +176,12 @@ def test_out_folder_has_coco_files_plots_and_a_gallery(voc: Path, tmp_path: Path
     for name in [*m["files"]["pr_curves"], m["files"]["confusion_matrix"]]:
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.width > 200
+    # each gallery PNG carries its own colour legend below the picture (160 × 120 scaled 2×: 320 × 240)
+    with Image.open(out / "gallery" / "001_a.png") as im:
+        assert im.width == 320 and im.height > 240
+        strip = np.asarray(im.convert("RGB"))[240:].reshape(-1, 3)
+    for colour in ((0, 200, 0), (255, 230, 0), (30, 144, 255), (255, 140, 0), (230, 0, 0), (150, 150, 150)):
+        assert (strip == colour).all(axis=1).any(), colour
 
     page = (out / "gallery" / "index.html").read_text()
     parser = _Links()
@@ -277,6 +284,9 @@ def test_bad_options_are_one_line_errors(voc: Path, tmp_path: Path, capsys: pyte
     for extra, message in (
         (["--min-size", "-1"], "--min-size -1"),
         (["--conf", "2"], "--conf 2"),
+        (["--iou-thr", "0"], "--iou-thr 0: must be in (0, 1]"),
+        (["--bootstrap", "1"], "--bootstrap 1: must be 0 (off) or at least 2"),
+        (["--json", tmp_path], "is a folder; give a file name"),
         (["--model", "x.pt"], "not allowed with argument"),
     ):
         assert run(*eval_args(voc, preds, *extra)) == 1
@@ -384,3 +394,95 @@ def test_coco_json_datasets_keep_their_own_image_and_category_ids(tmp_path: Path
     assert by_name == {"x.jpg": ["with_mask"], "y.jpg": ["no_mask"]}
     only_y = Dataset([r for r in ds.records if r.image.name == "y.jpg"], ds.classes)
     assert index.ids_for(only_y) == [205]
+
+
+def test_iou_thr_and_bootstrap_reach_the_table_and_the_json(
+    voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    preds = write(tmp_path / "p.json", perfect())
+    args = ("--json", tmp_path / "m.json", "--iou-thr", "0.3", "--bootstrap", "30", "--seed", "7")
+    assert run(*eval_args(voc, preds, *args)) == 0
+    out = capsys.readouterr().out
+    assert "| all faces          | 100.0 (100.0-100.0) |" in out
+    assert "| IoU 0.3, all faces | 100.0 (100.0-100.0) |          -          |" in out
+    assert "95 % image-bootstrap interval, 30 resamples, seed 7" in out
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["bootstrap"] == {"resamples": 30, "seed": 7, "level": 95.0}
+    assert (
+        m["interval"]["AP"] == [100.0, 100.0] and m["interval"]["per_class"]["no_mask"]["AP50"] == [100.0] * 2
+    )
+    assert m["iou_thr"]["iou"] == 0.3 and m["iou_thr"]["AP"] == 100.0
+
+
+def test_split_may_be_a_folder_whose_test_txt_is_scored(voc: Path, tmp_path: Path) -> None:
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "test.txt").write_text("c\na\n")
+    (tmp_path / "splits" / "train.txt").write_text("b\nd\n")
+    preds = write(tmp_path / "p.json", perfect())
+    for split, name in ((tmp_path / "splits", "dir"), (tmp_path / "splits" / "test.txt", "file")):
+        assert run(*eval_args(voc, preds, "--split", split, "--json", tmp_path / f"{name}.json")) == 0
+    by_dir, by_file = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("dir", "file"))
+    assert by_dir["images"] == by_file["images"] == 2 and by_dir["boxes"] == by_file["boxes"] == 4
+
+
+def test_predictions_on_a_coco_file_need_no_image_files(voc: Path, tmp_path: Path) -> None:
+    """ground_truth.json states every image's size: scoring a results file on it reads no pixels."""
+    first = tmp_path / "first"
+    assert run(*eval_args(voc, write(tmp_path / "p.json", perfect()[1:]), "--out", first)) == 0
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("ground_truth.json", "coco_instances_results.json"):
+        shutil.copy(first / name, alone / name)
+    args = [
+        "eval",
+        "--data",
+        alone / "ground_truth.json",
+        "--predictions",
+        alone / "coco_instances_results.json",
+    ]
+    assert run(*args, "--json", tmp_path / "m.json", "--out", tmp_path / "out") == 0
+    m, before = (json.loads(p.read_text()) for p in (tmp_path / "m.json", first / "metrics.json"))
+    assert m["images"] == 4 and m["AP"] == before["AP"] < 100
+    page = (tmp_path / "out" / "gallery" / "index.html").read_text()
+    assert "4 image file(s) not found, left out." in page
+    # a model, on the other hand, needs the pixels: the missing image is named
+    assert run("eval", "--data", alone / "ground_truth.json", "--model", "nope.pt") == 1
+
+
+def test_unwritable_out_is_refused_before_the_model_is_loaded(
+    voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A path under a file: the error is about --out, so nothing (not even loading the model) ran first."""
+    (tmp_path / "file").write_text("x")
+    base = ["eval", "--data", voc, "--merge", MERGE, "--model", tmp_path / "missing.pt"]
+    assert run(*base, "--out", tmp_path / "file" / "out") == 1
+    err = capsys.readouterr().err
+    where = tmp_path / "file"
+    assert err == f"maskwatch: error: --out {where / 'out'}: {where} is a file, not a folder\n"
+    assert run(*base, "--json", tmp_path / "file" / "deeper" / "m.json") == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_folder_is_refused_before_the_model_is_loaded(
+    voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        args = [
+            "eval",
+            "--data",
+            voc,
+            "--merge",
+            MERGE,
+            "--model",
+            tmp_path / "missing.pt",
+            "--out",
+            locked / "o",
+        ]
+        assert run(*args) == 1
+        assert f"cannot write in {locked}" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o755)

@@ -12,7 +12,6 @@ A higher ``conf`` means fewer false boxes to delete, a lower one fewer faces to 
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import logging
 from collections import Counter
@@ -30,13 +29,14 @@ from maskwatch.apps.select import (
     select,
 )
 from maskwatch.data.formats import check_destination
-from maskwatch.data.layout import image_files, write_sidecar
+from maskwatch.data.layout import write_sidecar
 from maskwatch.data.record import Annotation, Dataset
 from maskwatch.data.split import dhash
 from maskwatch.data.voc import integer_box, write_voc
 from maskwatch.detections import Detections
+from maskwatch.engine.predict import predict_images
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import atomic_dir, atomic_write, load_image, progress, write_json
+from maskwatch.io import atomic_dir, atomic_write, progress, write_json
 from maskwatch.models.base import Detector
 
 log = logging.getLogger("maskwatch")
@@ -44,20 +44,6 @@ log = logging.getLogger("maskwatch")
 BAND = 0.15  # a face scored within this of --conf is "near the threshold"
 SCORES_FILE = "prelabel.json"
 SELECTION_FILE = "selection.csv"
-
-
-def find_images(source: str | Path) -> list[Path]:
-    """Images of a folder, a glob pattern, or a single file."""
-    path = Path(source)
-    if path.is_dir():
-        files = image_files(path)
-    elif path.is_file():
-        files = [path]
-    else:
-        files = sorted(Path(p) for p in glob.glob(str(source)))
-    if not files:
-        raise MaskwatchError(f"{source}: no images found")
-    return files
 
 
 def check_options(conf: float, select_n: int | None, by: str) -> None:
@@ -122,34 +108,36 @@ def score_images(
     skip_unreadable: bool = True,
     batch: int = 4,
 ) -> tuple[list[Candidate], list[Path]]:
-    """Run the model twice per batch, once class-agnostic (the boxes) and once per class (the second
-    class's probability on the same box, for the class margin). An unreadable image inside a folder is
-    skipped and counted, as ``detect`` does; one named on its own is an error."""
+    """Run the model twice, once class-agnostic (the boxes) and once per class (the second class's
+    probability on the same box, for the class margin). An unreadable image inside a folder is skipped and
+    counted, as ``detect`` does; one named on its own is an error."""
     low = max(conf - BAND, 0.01)
-    candidates: list[Candidate] = []
-    skipped: list[Path] = []
-    chunks = [images[i : i + batch] for i in range(0, len(images), batch)]
-    for chunk in progress(chunks, "pre-labelling", total=len(chunks)):
-        readable, pixels = [], []
-        for path in chunk:
-            try:
-                pixels.append(load_image(path))
-                readable.append(path)
-            except MaskwatchError as e:
-                if not skip_unreadable:
-                    raise
-                log.warning("skipped: %s", e)
-                skipped.append(path)
-        if not readable:
-            continue
-        agnostic = detector.predict(pixels, conf=low, agnostic=True)
-        per_class = detector.predict(pixels, conf=0.01, agnostic=False)
-        for path, im, a, p in zip(readable, pixels, agnostic, per_class, strict=True):
-            faces = face_scores(a, p, conf, BAND, rare_class)
-            candidates.append(Candidate(path, im.shape[1], im.shape[0], a, faces, dhash(path)))
-    if not candidates:
+    boxes = predict_images(
+        detector,
+        images,
+        batch,
+        conf=low,
+        agnostic=True,
+        desc="pre-labelling",
+        skip_unreadable=skip_unreadable,
+    )
+    if not boxes:
         raise MaskwatchError(f"none of the {len(images)} image(s) could be read")
-    return candidates, skipped
+    readable = [p.image for p in boxes]
+    per_class = predict_images(detector, readable, batch, conf=0.01, agnostic=False, desc="class margins")
+    candidates = [
+        Candidate(
+            a.image,
+            a.width,
+            a.height,
+            a.detections,
+            face_scores(a.detections, p.detections, conf, BAND, rare_class),
+            dhash(a.image),
+        )
+        for a, p in zip(boxes, per_class, strict=True)
+    ]
+    kept = set(readable)
+    return candidates, [Path(p) for p in images if Path(p) not in kept]
 
 
 def prelabel(

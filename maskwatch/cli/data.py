@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("path", help="learning base: folder or annotation file")
     _input_options(s)
     s.add_argument(
-        "--split", metavar="DIR", help="folder with train.txt/val.txt/test.txt (default PATH/splits)"
+        "--split",
+        metavar="PATH",
+        help="folder with train.txt/val.txt/test.txt, or one such file (default PATH/splits)",
     )
     s.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     s.add_argument("--plot", metavar="FILE", help="also draw a bar chart (PNG, SVG or PDF)")
@@ -61,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("dst", help="folder to write (for coco, a .json file references the images in place)")
     c.add_argument("--to", required=True, choices=FORMATS, help="output format")
     _input_options(c)
-    c.add_argument("--split", metavar="DIR", help="split folder to carry along (default SRC/splits)")
+    c.add_argument("--split", metavar="PATH", help="split folder or file to carry along (default SRC/splits)")
     _copy_option(c)
     c.set_defaults(func=run_convert)
 
@@ -186,7 +188,8 @@ def run_frames(args: argparse.Namespace) -> int:
 
 
 def run_prelabel(args: argparse.Namespace) -> int:
-    from maskwatch.apps.prelabel import check_options, check_output, find_images, prelabel, write_prelabel
+    from maskwatch.apps.prelabel import check_options, check_output, prelabel, write_prelabel
+    from maskwatch.data.layout import find_images
     from maskwatch.models.registry import load_detector
 
     check_options(args.conf, args.select, args.by)

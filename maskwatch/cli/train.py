@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", help="learning base (folder or annotation file)")
     p.add_argument("--format", choices=["auto", "voc", "yolo", "coco", "createml"])
-    p.add_argument("--split", help="folder with train.txt and val.txt (from 'maskwatch data split')")
+    p.add_argument(
+        "--split", help="folder with train.txt and val.txt (from 'maskwatch data split'), or one stems file"
+    )
     p.add_argument("--merge", action="append", help="class merge 'SRC[,SRC...]=DST' (repeatable)")
     p.add_argument("--classes", help="comma-separated model class order (default: dataset order)")
     p.add_argument("--model", choices=MODEL_NAMES, help="architecture (default maskface-mnet)")

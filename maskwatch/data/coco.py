@@ -18,7 +18,7 @@ The class map is recorded in ``categories`` and, with the merge map, in ``info.m
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,15 @@ import numpy as np
 
 from maskwatch import __version__
 from maskwatch.data.layout import find_image, find_json, known_size, relative_posix
-from maskwatch.data.record import Annotation, Dataset, finalize_records
+from maskwatch.data.record import Annotation, Dataset, finalize_records, small_box_mask
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import link_or_copy, progress, read_json, write_json
 
 log = logging.getLogger("maskwatch")
 
 ANNOTATIONS = "annotations.json"
+
+ImageId = Hashable  # a COCO image id: an int in files maskwatch writes, anything hashable in others'
 
 
 def find_coco_json(path: Path) -> Path | None:
@@ -62,8 +64,20 @@ def _bbox(ann: dict[str, Any], path: Path) -> list[float]:
     return [x, y, x + w, y + h]
 
 
-def read_coco(path: Path) -> Dataset:
-    """Read a COCO instances file (or the folder holding ``annotations.json``)."""
+def _stated_size(img: dict[str, Any]) -> tuple[int, int] | None:
+    try:
+        w, h = int(img["width"]), int(img["height"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (w, h) if w > 0 and h > 0 else None
+
+
+def read_coco(path: Path, require_images: bool = True) -> Dataset:
+    """Read a COCO instances file (or the folder holding ``annotations.json``).
+
+    Without ``require_images``, an image that is not found but whose width and height the file states is
+    kept (at the path it would have beside the JSON): scoring a results file needs only the boxes and sizes.
+    """
     json_path = find_coco_json(path)
     if json_path is None:
         raise MaskwatchError(f"{path}: no COCO annotation JSON found")
@@ -104,13 +118,19 @@ def read_coco(path: Path) -> Dataset:
         name = img.get("file_name")
         if not isinstance(name, str) or not name:
             raise MaskwatchError(f"{json_path}: image {img.get('id')!r} has no file_name")
-        image = find_image(name, roots, json_path)
-        found = Path(*image.parts[: len(image.parts) - len(Path(name).parts)])
-        if found != roots[0]:  # one root serves every image: try it first (one stat per image)
-            roots = [found, *(r for r in roots if r != found)]
-        w, h = known_size(image, img.get("width"), img.get("height"))
-        box_list = np.asarray(boxes.get(img.get("id"), []), dtype=np.float64)
-        records.append(Annotation(image, w, h, box_list, labels.get(img.get("id"), [])))
+        try:
+            image = find_image(name, roots, json_path)
+            found = Path(*image.parts[: len(image.parts) - len(Path(name).parts)])
+            if found != roots[0]:  # one root serves every image: try it first (one stat per image)
+                roots = [found, *(r for r in roots if r != found)]
+            w, h = known_size(image, img.get("width"), img.get("height"))
+        except MaskwatchError:
+            stated = _stated_size(img)
+            if require_images or stated is None:
+                raise
+            image, (w, h) = roots[0] / name, stated
+        key = img.get("id")
+        records.append(Annotation(image, w, h, np.array(boxes.get(key, [])), labels.get(key, [])))
     ds = Dataset(finalize_records(records, str(json_path)), list(cat_name.values()), json_path.parent)
     info = data.get("info")
     ours = info.get("maskwatch") if isinstance(info, dict) else None
@@ -119,33 +139,58 @@ def read_coco(path: Path) -> Dataset:
     return ds
 
 
-def coco_dict(ds: Dataset, file_names: Sequence[str]) -> dict[str, Any]:
-    """The dataset as a COCO instances dict; ``file_names[i]`` is record i's path from the image root.
+def category_ids(class_names: Sequence[str]) -> dict[str, int]:
+    """Category id of each class name: its 1-based position (0 is background in many tools)."""
+    return {name: i + 1 for i, name in enumerate(class_names)}
 
-    Image ids are 1-based record positions and category ids 1-based class positions, so the file is
-    deterministic for a dataset.
+
+def coco_dict(
+    ds: Dataset,
+    file_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    image_ids: Sequence[ImageId] | None = None,
+    min_size: float = 0.0,
+) -> dict[str, Any]:
+    """The dataset as a COCO instances dict: the one builder behind ``data convert --to coco`` and the
+    ground truth ``maskwatch eval`` scores against.
+
+    ``file_names[i]`` is record i's path from the image root (default: its name in the base); category ids
+    are 1-based positions in ``class_names`` (default: the dataset's classes) and image ids default to
+    1-based record positions, so the file is deterministic for a dataset. With ``min_size`` (the range of
+    interest of an evaluation), faces whose shorter side is smaller get ``"ignore": 1`` and a copy in every
+    category, so a detection of any class on them counts for nothing (see :mod:`maskwatch.engine.evaluate`).
     """
-    cat_id = {name: i for i, name in enumerate(ds.classes, start=1)}
+    class_names = list(ds.classes if class_names is None else class_names)
+    names = [r.name for r in ds] if file_names is None else list(file_names)
+    ids = list(range(1, len(ds) + 1)) if image_ids is None else list(image_ids)
+    if not len(names) == len(ids) == len(ds):
+        raise ValueError(f"{len(names)} file names and {len(ids)} image ids for {len(ds)} images")
+    cat_id = category_ids(class_names)
+    all_cats = list(cat_id.values())
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for img_id, (r, name) in enumerate(zip(ds.records, file_names, strict=True), start=1):
+    for img_id, r, name in zip(ids, ds.records, names, strict=True):
         images.append({"id": img_id, "file_name": name, "width": r.width, "height": r.height})
-        for (x1, y1, x2, y2), lab in zip(r.boxes.tolist(), r.labels, strict=True):
-            annotations.append(
-                {
+        gt = r.to_detections(class_names)
+        small = small_box_mask(gt.xyxy, min_size).tolist()
+        for (x1, y1, x2, y2), k, ignore in zip(r.boxes.tolist(), gt.class_id.tolist(), small, strict=True):
+            for cat in all_cats if ignore else (k + 1,):
+                ann = {
                     "id": len(annotations) + 1,
                     "image_id": img_id,
-                    "category_id": cat_id[lab],
+                    "category_id": cat,
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "area": (x2 - x1) * (y2 - y1),
                     "iscrowd": 0,
                 }
-            )
+                if ignore:
+                    ann["ignore"] = 1
+                annotations.append(ann)
     return {
         "info": {
             "description": "written by maskwatch",
             "version": __version__,
-            "maskwatch": {"classes": list(ds.classes), "merge": dict(ds.merge)},
+            "maskwatch": {"classes": class_names, "merge": dict(ds.merge)},
         },
         "images": images,
         "annotations": annotations,

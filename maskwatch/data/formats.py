@@ -78,8 +78,11 @@ def load_dataset(
     format: str = "auto",
     merge: Sequence[str] | None = None,
     split: str | Path | None = None,
+    require_images: bool = True,
 ) -> Dataset:
-    """Read a learning base, its splits (``split`` folder, else ``PATH/splits``) and apply ``--merge``."""
+    """Read a learning base, its splits (``split`` folder or file, else ``PATH/splits``) and apply
+    ``--merge``. ``require_images=False`` lets a COCO file that states image sizes load without the images
+    (scoring a results file needs boxes and sizes only)."""
     path = Path(path)
     mapping = parse_merge(merge)  # a bad --merge fails before a long read
     if not path.exists():
@@ -87,7 +90,7 @@ def load_dataset(
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in READERS:
         raise MaskwatchError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    ds = READERS[fmt](path)
+    ds = read_coco(path, require_images=False) if fmt == "coco" and not require_images else READERS[fmt](path)
     meta = read_sidecar(path) if path.is_dir() else None
     if meta:
         if fmt in ("voc", "createml"):  # formats without a class list: keep the recorded order

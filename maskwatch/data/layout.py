@@ -6,6 +6,7 @@ Format modules use these helpers and never each other, so a format can change wi
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from maskwatch import __version__
 from maskwatch.data.record import Dataset
-from maskwatch.data.split import read_split_dir, write_split
+from maskwatch.data.split import read_split_dir, read_split_file, write_split
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import IMAGE_EXTENSIONS, image_size, read_json, write_json
 
@@ -22,13 +23,31 @@ SPLIT_DIR = "splits"
 
 
 def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    """The one image-discovery rule (data, ``prelabel``, ``detect``): a known image extension, any case,
+    and not a hidden file (editors, macOS ``._x.jpg`` resource forks and atomic writes leave those)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def image_files(directory: Path, recursive: bool = False) -> list[Path]:
-    """Image files in a folder, sorted, hidden files skipped (editors and atomic writes leave them)."""
+    """Image files in a folder (:func:`is_image`), sorted."""
     found = directory.rglob("*") if recursive else directory.iterdir()
-    return sorted(p for p in found if not p.name.startswith(".") and is_image(p) and p.is_file())
+    return sorted(p for p in found if is_image(p) and p.is_file())
+
+
+def find_images(source: str | Path) -> list[Path]:
+    """Images of a folder, a glob pattern, or a single file (named explicitly, so taken whatever its name)."""
+    path = Path(source)
+    if path.is_dir():
+        files = image_files(path)
+    elif path.is_file():
+        files = [path]
+    else:
+        files = sorted(
+            p for p in map(Path, glob.glob(str(source), recursive=True)) if is_image(p) and p.is_file()
+        )
+    if not files:
+        raise MaskwatchError(f"{source}: no images found")
+    return files
 
 
 def find_image(name: str, directories: Sequence[Path], source: Path) -> Path:
@@ -131,16 +150,37 @@ def write_splits(out: Path, ds: Dataset) -> None:
         write_split(ds.splits, out / SPLIT_DIR)
 
 
+def read_splits(path: Path) -> dict[str, list[str]]:
+    """The one reading of a ``--split`` argument (``data stats/convert``, ``train``, ``eval``): a folder of
+    ``train.txt``/``val.txt``/``test.txt``, or one stems file, which is a split named after the file."""
+    if path.is_dir():
+        return read_split_dir(path)
+    if not path.is_file():
+        raise MaskwatchError(f"{path}: split folder not found (nor a split file)")
+    return {path.stem: read_split_file(path)}
+
+
+def select_split(path: Path, name: str = "test") -> list[str]:
+    """The stems ``--split`` names when one split is wanted: the file itself, or ``name``.txt in a folder."""
+    if path.is_dir():
+        splits = read_split_dir(path)
+        if name not in splits:
+            raise MaskwatchError(f"{path}: no {name}.txt (give the split file itself)")
+        return splits[name]
+    return read_split_file(path)
+
+
 def attach_splits(ds: Dataset, directory: Path, required: bool) -> None:
-    """Read split files into ``ds.splits``; names the split folder when it lists images the set lacks."""
+    """Read split files (a folder or one file) into ``ds.splits``; names the split that lists images the
+    set lacks."""
     if not required and not directory.is_dir():
         return
-    splits = read_split_dir(directory)
+    splits = read_splits(directory)
     stems = {r.stem for r in ds}
     for name, listed in splits.items():
         missing = [s for s in listed if s not in stems]
         if missing:
-            path = directory / f"{name}.txt"
+            path = directory / f"{name}.txt" if directory.is_dir() else directory
             raise MaskwatchError(f"{path}: {len(missing)} image(s) not in the dataset, e.g. {missing[0]!r}")
     ds.splits = splits
 

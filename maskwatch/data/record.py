@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from maskwatch.detections import Detections
+
 log = logging.getLogger("maskwatch")
 
 
@@ -48,6 +50,15 @@ class Annotation:
     @property
     def stem(self) -> str:
         return Path(self.name).stem
+
+    def to_detections(self, class_names: Sequence[str]) -> Detections:
+        """The ground truth as :class:`~maskwatch.detections.Detections` (confidence 1), so evaluation,
+        COCO export and drawing treat labelled and predicted boxes alike (supervision's
+        ``DetectionDataset``, detectron2's ``Instances``). A label outside ``class_names`` is an error."""
+        class_names = tuple(class_names)
+        return Detections(
+            self.boxes, np.ones(len(self.boxes)), class_lookup(self.labels, class_names), class_names
+        )
 
     def clipped(self) -> tuple[Annotation, int]:
         """Clip boxes to the image and drop degenerate ones; return the result and how many were dropped.
@@ -107,6 +118,30 @@ class Dataset:
             h.update(np.round(r.boxes, 2).tobytes())
             h.update("|".join(r.labels).encode())
         return h.hexdigest()[:16]
+
+
+def class_lookup(names: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
+    """Index of each of ``names`` in ``class_names``: the one place a class name becomes a number.
+
+    Results, ground truth and confusion matrices all go through it, so a name the evaluated class list lacks
+    is the same one-line error everywhere instead of a silent -1 or a KeyError.
+    """
+    index = {n: i for i, n in enumerate(class_names)}
+    unknown = [n for n in dict.fromkeys(names) if n not in index]
+    if unknown:
+        from maskwatch.errors import MaskwatchError
+
+        raise MaskwatchError(
+            f"class {unknown[0]!r} is not one of the evaluated classes ({', '.join(class_names)}); "
+            "map it with --merge"
+        )
+    return np.array([index[n] for n in names], dtype=np.int64)
+
+
+def small_box_mask(boxes: np.ndarray, min_size: float) -> np.ndarray:
+    """Boxes (N, 4 xyxy) whose shorter side is below ``min_size`` pixels: the range-of-interest test."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) < min_size
 
 
 def finalize_records(records: list[Annotation], source: str) -> list[Annotation]:

@@ -22,18 +22,12 @@ from typing import Any
 import numpy as np
 
 from maskwatch.boxes import box_iou, nms
-from maskwatch.data.record import Dataset
+from maskwatch.data.record import Dataset, class_lookup, small_box_mask
 from maskwatch.detections import Detections
 
 # Per-face and per-detection outcome codes.
 HIT, SWAP, MISS, IGNORED = 0, 1, 2, 3
 FALSE_ALARM = MISS  # a detection without a face is the detection-side counterpart of a missed face
-
-
-def small_box_mask(boxes: np.ndarray, min_size: float) -> np.ndarray:
-    """Boxes (N, 4 xyxy) whose shorter side is below ``min_size`` pixels: the range-of-interest test."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) < min_size
 
 
 @dataclass
@@ -154,21 +148,18 @@ def confusion_at(
     faces below ``min_size`` px are ignored and detections below it dropped, as in the range-of-interest
     COCO evaluation."""
     class_names = tuple(class_names)
-    index = {n: i for i, n in enumerate(class_names)}
     k = len(class_names)
     matrix = np.zeros((k + 1, k + 1), dtype=np.int64)
     luts: dict[tuple[str, ...], np.ndarray] = {}
     images = []
     for rec, det in zip(ds.records, predictions, strict=True):
-        gt_labels = np.array([index[lab] for lab in rec.labels], dtype=np.int64)
+        gt_labels = rec.to_detections(class_names).class_id
         gt_ignore = small_box_mask(rec.boxes, min_size)
         keep = np.nonzero((det.confidence >= conf) & ~small_box_mask(det.xyxy, min_size))[0]
         keep = np.sort(keep[nms(det.xyxy[keep], det.confidence[keep], nms_iou)])
         if det.class_names not in luts:
-            luts[det.class_names] = np.array([index.get(n, -1) for n in det.class_names], dtype=np.int64)
+            luts[det.class_names] = class_lookup(det.class_names, class_names)
         det_labels = luts[det.class_names][det.class_id[keep]]
-        if (det_labels < 0).any():
-            raise ValueError(f"prediction classes {det.class_names} are not all in {class_names}")
         gt_match, det_match = match_image(rec.boxes, gt_ignore, det.xyxy[keep], det.confidence[keep], iou)
 
         gt_state = np.full(len(gt_labels), MISS, dtype=np.int64)

@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 
 from maskwatch.boxes import xywh_to_xyxy
-from maskwatch.data.coco import find_coco_json
+from maskwatch.data.coco import ImageId, category_ids, find_coco_json
 from maskwatch.data.formats import detect_format
 from maskwatch.data.record import Dataset
 from maskwatch.detections import Detections
-from maskwatch.engine.evaluate import ImageId, category_ids
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import read_json
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from maskwatch.data.record import Dataset
 from maskwatch.detections import Detections
-from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, ImageMatch
-from maskwatch.engine.evaluate import SUMMARY_KEYS, EvalReport, mean_precision
+from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, Confusion, ImageMatch
+from maskwatch.engine.evaluate import SUMMARY_KEYS, EvalReport, EvalRun, mean_precision
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_dir, load_image, write_json
 
@@ -47,8 +49,19 @@ LEGEND = (
 )
 
 
-def _pct(v: float) -> str:
+def _pct(v: float | None) -> str:
     return "nan" if v is None or not math.isfinite(v) else f"{v:.1f}"
+
+
+def _cell(run: EvalRun, key: str, name: str | None = None) -> str:
+    """A percent value, with its bootstrap interval when there is one: ``55.5 (51.2-59.8)``."""
+    if run.iou_thr is not None and key in ("AP50", "AP75"):
+        return "-"  # a single-threshold run has no AP50/AP75
+    value = run.metrics[key] if name is None else run.metrics["per_class"][name][key]
+    if run.interval is None:
+        return _pct(value)
+    iv = run.interval.get(key) if name is None else run.interval["per_class"][name].get(key)
+    return _pct(value) + (f" ({_pct(iv[0])}-{_pct(iv[1])})" if iv else " (n/a)")
 
 
 def pipe_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -67,7 +80,7 @@ def pipe_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def format_report(report: EvalReport) -> str:
     """What ``maskwatch eval`` prints: pycocotools' summaries, the AP tables and the operating point."""
-    full, roi = report.full, report.roi
+    full, roi, at_iou = report.full, report.roi, report.at_iou
     roi_name = f">= {roi.min_size:g} px" if roi else ""
     parts = [f"pycocotools, all faces ({report.images} images, {full.boxes} boxes):", full.summary.rstrip()]
     if roi:
@@ -77,18 +90,27 @@ def format_report(report: EvalReport) -> str:
             roi.summary.rstrip(),
         ]
     runs = [("all faces", full)] + ([(roi_name, roi)] if roi else [])
+    rows_runs = runs + ([(f"IoU {at_iou.iou_thr:g}, {roi_name or 'all faces'}", at_iou)] if at_iou else [])
     parts += [
         "\nEvaluation results for bbox (%):",
         pipe_table(
-            ["faces", *SUMMARY_KEYS], [[n, *(_pct(r.metrics[k]) for k in SUMMARY_KEYS)] for n, r in runs]
+            ["faces", *SUMMARY_KEYS], [[n, *(_cell(r, k) for k in SUMMARY_KEYS)] for n, r in rows_runs]
         ),
         "\nPer-category bbox AP (%):",
     ]
     header = ["category", "AP", "AP50"] + ([f"AP {roi_name}", f"AP50 {roi_name}"] if roi else [])
+    header += [f"AP@{at_iou.iou_thr:g}" + (f" {roi_name}" if roi else "")] if at_iou else []
     rows = []
     for name in report.class_names:
-        rows.append([name] + [_pct(r.metrics["per_class"][name][k]) for _, r in runs for k in ("AP", "AP50")])
+        row = [name] + [_cell(r, k, name) for _, r in runs for k in ("AP", "AP50")]
+        rows.append(row + ([_cell(at_iou, "AP", name)] if at_iou else []))
     parts.append(pipe_table(header, rows))
+    if report.bootstrap:
+        b = report.bootstrap
+        parts.append(
+            f"(low-high): {b['level']:g} % image-bootstrap interval, "
+            f"{b['resamples']} resamples, seed {b['seed']}"
+        )
     c = report.confusion.to_json()
     where = f", faces {roi_name}" if roi else ""
     parts += [
@@ -114,17 +136,26 @@ def new_figure(size: tuple[float, float]) -> Any:
     return Figure(figsize=size, dpi=100, layout="constrained")
 
 
+def pr_curve_runs(report: EvalReport) -> list[tuple[str, EvalRun, str, Confusion]]:
+    """(label, COCO run, line style, confusion matrix of the same faces) of each PR curve family: the dot on
+    a curve comes from the confusion matrix computed on that curve's faces."""
+    runs = [("all faces", report.full, "-", report.confusion_all or report.confusion)]
+    if report.roi:
+        runs.append(("range of interest", report.roi, "--", report.confusion))
+    return runs
+
+
 def plot_pr_curves(report: EvalReport, out: Path) -> list[Path]:
     """One PNG per class: precision/recall at IoU 0.5 and 0.75 (all faces) and at 0.5 on the range of
-    interest, with the ``--conf`` operating point marked where the curve reaches it."""
+    interest. Each IoU 0.5 curve carries a dot at the ``--conf`` operating point, taken from the confusion
+    matrix of the same faces (so the dot and the confusion table show the same precision and recall), and
+    the legend says which curve each dot belongs to."""
     written = []
-    runs = [("all faces", report.full, "-")] + (
-        [("range of interest", report.roi, "--")] if report.roi else []
-    )
+    conf = report.confusion.conf
     for k, name in enumerate(report.class_names):
         fig = new_figure((5.5, 4.5))
         ax = fig.add_subplot()
-        for label, run, style in runs:
+        for label, run, style, confusion in pr_curve_runs(report):
             ious = (0.5, 0.75) if run is report.full else (0.5,)
             for iou in ious:
                 t = int(np.argmin(np.abs(run.iou_thresholds - iou)))
@@ -134,16 +165,26 @@ def plot_pr_curves(report: EvalReport, out: Path) -> list[Path]:
                 reached = (p > 0) | (np.arange(len(p)) == 0)
                 r = run.recall_thresholds[reached]
                 ap = mean_precision(p)
-                ax.plot(r, p[reached], style, label=f"{label}, IoU {iou:g} (AP {_pct(ap)})")
-                if iou == 0.5:
-                    at = np.nonzero(reached & (run.scores[t, :, k] >= report.confusion.conf))[0]
-                    if len(at):
-                        ax.plot(run.recall_thresholds[at[-1]], p[at[-1]], "o", color="k")
+                (line,) = ax.plot(r, p[reached], style, label=f"{label}, IoU {iou:g} (AP {_pct(ap)})")
+                op = confusion.per_class()[name]
+                if iou == 0.5 and math.isfinite(op["precision"]) and math.isfinite(op["recall"]):
+                    ax.plot(
+                        op["recall"] / 100,
+                        op["precision"] / 100,
+                        "o",
+                        color=line.get_color(),
+                        markeredgecolor="k",
+                        label=f"  score >= {conf:g} on {label}: "
+                        f"P {_pct(op['precision'])}, R {_pct(op['recall'])}",
+                    )
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=f"{name}")
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(
-                loc="lower left", fontsize=8, title=f"● score {report.confusion.conf:g}", title_fontsize=8
+                loc="lower left",
+                fontsize=7,
+                title="dots: operating point, as in the confusion table",
+                title_fontsize=7,
             )
         else:
             ax.text(0.5, 0.5, "no ground truth", ha="center", va="center")
@@ -212,7 +253,30 @@ def draw_errors(
         colour = DET_COLOURS[int(state)]
         draw.rectangle(box.tolist(), outline=colour, width=line)
         draw.text((box[0], box[3] + 1), f"{class_names[lab]} {det.confidence[i]:.2f}", fill=colour, font=font)
-    return im
+    return with_legend(im, font)
+
+
+def with_legend(im: Image.Image, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> Image.Image:
+    """The image above a strip explaining its colours, so a PNG copied out of the gallery still reads."""
+    probe = ImageDraw.Draw(im)
+    line_h = round(probe.textbbox((0, 0), "Hg", font=font)[3] * 1.5)
+    swatch, gap = line_h * 2 // 3, line_h // 2
+    items = [(t, c, swatch + 4 + round(probe.textlength(t, font=font)) + gap) for t, c in LEGEND]
+    rows: list[list[tuple[str, tuple[int, int, int], int]]] = [[]]
+    for item in items:  # wrap into as many rows as the image width needs
+        if rows[-1] and sum(w for *_, w in rows[-1]) + item[2] > im.width - gap:
+            rows.append([])
+        rows[-1].append(item)
+    out = Image.new("RGB", (im.width, im.height + line_h * len(rows) + gap), (255, 255, 255))
+    out.paste(im, (0, 0))
+    draw = ImageDraw.Draw(out)
+    for r, row in enumerate(rows):
+        x, y = gap // 2, im.height + gap // 2 + r * line_h
+        for text, colour, width in row:
+            draw.rectangle([x, y + 2, x + swatch, y + 2 + swatch], outline=colour, width=3)
+            draw.text((x + swatch + 4, y), text, fill=(0, 0, 0), font=font)
+            x += width
+    return out
 
 
 def _caption(stem: str, m: ImageMatch, conf: float) -> str:
@@ -228,7 +292,11 @@ def write_gallery(
     """The ``n`` images with the most errors at the operating point, as PNGs and one ``index.html``."""
     out.mkdir(parents=True, exist_ok=True)
     matches = report.confusion.images
-    ranked = sorted((i for i, m in enumerate(matches) if m.errors), key=lambda i: (-matches[i].errors, i))[:n]
+    missing = sum(1 for r in ds.records if not r.image.is_file())  # scored from sizes alone (--predictions)
+    ranked = sorted(
+        (i for i, m in enumerate(matches) if m.errors and ds.records[i].image.is_file()),
+        key=lambda i: (-matches[i].errors, i),
+    )[:n]
     figures = []
     for rank, i in enumerate(ranked, start=1):
         rec, m = ds.records[i], matches[i]
@@ -242,6 +310,7 @@ def write_gallery(
         )
     legend = "".join(f'<span><i style="border-color:rgb{c}"></i>{html.escape(t)}</span>' for t, c in LEGEND)
     conf = report.confusion.conf
+    note = f" {missing} image file(s) not found, left out." if missing else ""
     body = "\n".join(figures) or "<p>No errors at this operating point.</p>"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>maskwatch error gallery</title>
@@ -254,7 +323,7 @@ img{{max-width:100%;border:1px solid #ccc}}
 </style></head><body>
 <h1>Error gallery</h1>
 <p>{len(ranked)} image(s) with the most misses, false alarms and wrong classes at score ≥ {conf:g}
-(IoU ≥ {report.confusion.iou:g}), worst first.</p>
+(IoU ≥ {report.confusion.iou:g}), worst first.{note}</p>
 <p class="legend">{legend}</p>
 {body}
 </body></html>
@@ -263,10 +332,34 @@ img{{max-width:100%;border:1px solid #ccc}}
     return len(ranked)
 
 
+def check_writable(path: Path, option: str) -> None:
+    """Find an output that cannot be written (a read-only folder, a path under a file) before minutes of
+    inference, not after: the nearest existing folder above ``path`` must take a new file."""
+    above = path.absolute().parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise MaskwatchError(f"{option} {path}: {above} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".maskwatch-probe.", dir=above)
+    except OSError as e:
+        raise MaskwatchError(f"{option} {path}: cannot write in {above} ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def check_out_dir(path: Path) -> None:
     """Replace only an earlier ``--out`` folder (or an empty one): ``--out .`` must not wipe a tree."""
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / METRICS_FILE).is_file())):
         raise MaskwatchError(f"--out {path}: exists and is not an earlier 'maskwatch eval' output folder")
+    check_writable(path, "--out")
+
+
+def check_json_path(path: Path) -> None:
+    """``--json`` must name a file that can be written."""
+    if path.is_dir():
+        raise MaskwatchError(f"--json {path}: is a folder; give a file name")
+    check_writable(path, "--json")
 
 
 def write_outputs(

@@ -24,8 +24,8 @@ import yaml
 from tqdm import tqdm
 
 from maskwatch.data.formats import load_dataset
+from maskwatch.data.layout import read_splits
 from maskwatch.data.record import Dataset
-from maskwatch.data.split import read_split_dir
 from maskwatch.engine.augment import AugmentConfig, augment
 from maskwatch.engine.evaluate import evaluate, predict_dataset
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
@@ -154,7 +154,7 @@ def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, list[str]
     validation and best.pt is the last epoch."""
     ds = load_dataset(cfg.data, cfg.format, cfg.merge)
     if cfg.split:
-        splits = read_split_dir(Path(cfg.split))
+        splits = read_splits(Path(cfg.split))
     elif ds.splits:
         splits = ds.splits
     else:

@@ -28,6 +28,7 @@ import av
 import cv2
 import numpy as np
 
+from maskwatch.data.layout import image_files, is_image
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import IMAGE_EXTENSIONS, load_image
 
@@ -337,15 +338,14 @@ def open_source(spec: str | Path, reconnect: float = 30.0, timeout: float = 10.0
         return LiveSource(url_opener(spec, timeout), spec, "stream", reconnect)
     path = Path(spec)
     if path.is_dir():
-        images = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-        return ImageSource(sorted(images, key=_natural_key), spec)
+        return ImageSource(sorted(image_files(path), key=_natural_key), spec)
     if path.is_file():
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             return ImageSource([path], spec)
         return VideoFileSource(path)
     if glob.has_magic(spec):
         matches = [Path(p) for p in glob.glob(spec, recursive=True)]
-        images = [p for p in matches if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+        images = [p for p in matches if is_image(p) and p.is_file()]
         if not images and matches:
             raise MaskwatchError(f"{spec}: the pattern matches no images (only images can be globbed)")
         return ImageSource(sorted(images, key=_natural_key), spec)
