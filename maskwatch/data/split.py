@@ -83,7 +83,13 @@ def split_dataset(ds: Dataset, val: float = 0.15, test: float = 0.15, seed: int 
     """Assign every image stem to train/val/test, deterministically for a seed."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise MaskwatchError(f"--val {val} and --test {test} must be in [0, 1) and sum to less than 1")
-    fractions = {"train": 1 - val - test, "val": val, "test": test}
+    return assign_groups(ds, {"train": 1 - val - test, "val": val, "test": test}, seed)
+
+
+def assign_groups(ds: Dataset, fractions: dict[str, float], seed: int = 0) -> dict[str, list[str]]:
+    """Assign every image stem to one of the named parts (a split, or cross-validation folds), whole
+    leakage groups at a time, each part getting about its fraction of every class."""
+    parts = list(fractions)
     class_totals = Counter(lab for r in ds for lab in r.labels)
     rarity = sorted(class_totals, key=lambda c: class_totals[c])
     groups = leakage_groups(ds)
@@ -95,13 +101,13 @@ def split_dataset(ds: Dataset, val: float = 0.15, test: float = 0.15, seed: int 
         return min((rarity.index(c) for c in labs), default=len(rarity))
 
     order = sorted(order, key=lambda k: rarest(groups[k]))  # stable: random within each rarity level
-    counts = {s: Counter() for s in SPLITS}
-    images = dict.fromkeys(SPLITS, 0)
-    assigned: dict[str, list[str]] = {s: [] for s in SPLITS}
+    counts: dict[str, Counter[str]] = {s: Counter() for s in parts}
+    images = dict.fromkeys(parts, 0)
+    assigned: dict[str, list[str]] = {s: [] for s in parts}
     for k in order:
         g = groups[k]
         labs = Counter(lab for i in g for lab in ds.records[i].labels)
-        active = [s for s in SPLITS if fractions[s] > 0]
+        active = [s for s in parts if fractions[s] > 0]
         if labs:
             c = min(labs, key=lambda c: class_totals[c])
 
