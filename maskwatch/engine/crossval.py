@@ -112,12 +112,12 @@ def _fmt(mean: float, std: float) -> str:
 
 def format_cv(summary: dict[str, Any]) -> str:
     """The per-fold table and the mean ± std line, as printed on the console."""
-    from maskwatch.engine.report import pipe_table
+    from maskwatch.engine.report import _pct, pipe_table
 
     classes = list(summary["mean"]["per_class"])
     header = ["fold", "images", *HEADLINE, *(f"AP {c}" for c in classes)]
     rows: list[list[Any]] = [
-        [r["fold"], r["images"], *(r[k] for k in HEADLINE), *(r["per_class"][c] for c in classes)]
+        [r["fold"], r["images"], *(_pct(r[k]) for k in HEADLINE), *(_pct(r["per_class"][c]) for c in classes)]
         for r in summary["folds"]
     ]
     m, s = summary["mean"], summary["std"]
@@ -151,9 +151,14 @@ def plot_cv(summary: dict[str, Any], out: Path) -> None:
     fig = new_figure((1.4 * len(names) + 2, 4))
     ax = fig.subplots()
     x = np.arange(len(names))
-    ax.bar(x, means, yerr=stds, capsize=4, color="#9ecae1", label="mean ± std")
-    for r in summary["folds"]:
-        ax.plot(x, [value(r, i) for i in range(len(names))], "o", markersize=4, label=f"fold {r['fold']}")
+    bars = ax.bar(x, means, yerr=stds, capsize=4, color="#9ecae1", label="mean ± std")
+    ax.bar_label(bars, [_fmt(m, sd) for m, sd in zip(means, stds, strict=True)], padding=3, fontsize=8)
+    k = len(summary["folds"])
+    for j, r in enumerate(summary["folds"]):
+        dx = 0.5 * (j - (k - 1) / 2) / max(k, 1)  # spread the folds' dots across the bar
+        ax.plot(
+            x + dx, [value(r, i) for i in range(len(names))], "o", markersize=4, label=f"fold {r['fold']}"
+        )
     ax.set_xticks(x, names)
     ax.set(
         ylabel="COCO AP (%) on the held-out fold",

@@ -26,6 +26,7 @@ import yaml
 from maskwatch.engine.augment import AugmentConfig
 from maskwatch.errors import MaskwatchError
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 FORMATS = ("auto", "voc", "yolo", "coco", "createml")
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -147,6 +148,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string; everyone means the number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -347,7 +350,9 @@ def check_config(cfg: TrainConfig) -> None:
 
         if not torch.cuda.is_available():
             raise MaskwatchError(f"device {cfg.device}: no CUDA device is available on this machine")
-    if cfg.weights and not Path(cfg.weights).is_file():
+    weights = Path(cfg.weights or "")
+    # A path (not a keyword such as the torchvision models' "imagenet") must exist before data loads.
+    if cfg.weights and (weights.suffix or len(weights.parts) > 1) and not weights.is_file():
         raise MaskwatchError(f"{cfg.weights}: weights file not found")
 
 
