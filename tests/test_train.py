@@ -177,6 +177,7 @@ def test_cli_trains_with_config_and_overrides(tiny, tmp_path: Path) -> None:
     assert cfg["augment"]["crop"] == 96 and cfg["imgsz"] == 128 and cfg["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_resume_extends_the_schedule_or_refuses_clearly(tiny, tmp_path: Path) -> None:
     run = train(_cfg(tiny, tmp_path, epochs=1))
     with pytest.raises(
@@ -199,6 +200,7 @@ class _StopAtFirstStep(HookBase):
         raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(
     tiny, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -221,6 +223,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(
     assert keep.read_text() == "mine" and not (tmp_path / "t2").exists()
 
 
+@pytest.mark.slow
 def test_hooks_see_every_step_and_epoch(tiny, tmp_path: Path) -> None:
     calls: list[str] = []
 
