@@ -180,6 +180,20 @@ def test_cli_trains_with_config_and_overrides(tiny, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_extends_the_schedule_or_refuses_clearly(tiny, tmp_path: Path) -> None:
     run = train(_cfg(tiny, tmp_path, epochs=1))
+    # as an older maskwatch wrote it: a flat config without sections (such runs must still resume)
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    c = ckpt["config"]
+    sections = ("model", "augment", "optimizer", "schedule", "extra")
+    ckpt["config"] = {k: v for k, v in c.items() if k not in sections} | {
+        "model": "maskface-mnet",
+        "lr": c["optimizer"]["lr"],
+        "weight_decay": c["optimizer"]["weight_decay"],
+        "warmup_steps": c["schedule"]["warmup_steps"],
+        "crop": c["augment"]["crop"],
+        "focal_gamma": 0.0,
+        "resume": False,
+    }
+    torch.save(ckpt, run / "last.pt")
     with pytest.raises(
         MaskwatchError, match=r"already trained 1 of 1 epoch\(s\); pass --epochs N with N > 1"
     ):

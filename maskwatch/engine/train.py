@@ -37,6 +37,7 @@ from maskwatch.engine.train_config import (
     OptimizerConfig,
     TrainConfig,
     check_config,
+    check_resumable,
     make_config,
     next_run_dir,
     parse_overrides,  # noqa: F401 - re-exported: the training API in one import
@@ -332,7 +333,10 @@ def train(
     if cfg.resume is True:  # the latest run of that name, with its own saved config
         cfg = make_config(None, resume=True, out=cfg.out, name=cfg.name)
     check_config(cfg)
-    state = read_checkpoint(Path(str(cfg.resume)) / "last.pt") if cfg.resume else None
+    state = None
+    if cfg.resume:
+        state = read_checkpoint(Path(str(cfg.resume)) / "last.pt")
+        check_resumable(cfg, state["config"])
     train_ds, val_ds, classes = datasets or split_datasets(cfg)
     classes = list(classes)
     torch.manual_seed(cfg.seed)

@@ -12,7 +12,6 @@ Configs written before the sections existed (flat ``lr``, ``crop``, ``warmup_ste
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 import types
@@ -183,6 +182,8 @@ def _dotted(values: dict[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if key == "model" and isinstance(value, str):
             key = "model.arch"
+        if key == "focal_gamma" and value == 0:
+            continue  # the old flat default meant "off": every architecture's own default
         out[LEGACY_KEYS.get(key, key)] = value
     return out
 
@@ -249,18 +250,11 @@ def _resume_config(cfg: TrainConfig, given: dict[str, Any]) -> TrainConfig:
     run = resume_run_dir(cfg.resume, cfg.out, cfg.name)
     state = read_checkpoint(run / "last.pt")
     saved = config_from_dict({k: v for k, v in state["config"].items() if k != "resume"})
-    saved_tree = dataclasses.asdict(saved)
-    candidate = copy.deepcopy(saved_tree)
+    candidate = dataclasses.asdict(saved)
     for key, value in given.items():
         if key.split(".")[0] not in RESUMABLE:
             _set(candidate, key, value)
-    changed = _first_difference(saved_tree, dataclasses.asdict(_from_dict(TrainConfig, candidate)))
-    if changed:
-        key, old, new = changed
-        raise MaskwatchError(
-            f"--resume continues {run} as it was configured; {key} cannot change (saved {old!r}, "
-            f"given {new!r}); to fine-tune from it instead, start a new run with --weights {run / 'last.pt'}"
-        )
+    check_resumable(_from_dict(TrainConfig, candidate), state["config"], run)
     done = int(state["epoch"]) + 1
     epochs = int(given.get("epochs", saved.epochs))
     if epochs <= done:
@@ -275,6 +269,20 @@ def _resume_config(cfg: TrainConfig, given: dict[str, Any]) -> TrainConfig:
         device=cfg.device if "device" in given else saved.device,
         resume=str(run),
     )
+
+
+def check_resumable(cfg: TrainConfig, saved: dict[str, Any], run: Path | None = None) -> None:
+    """A resumed run is the run it continues: only :data:`RESUMABLE` keys may differ from its saved config."""
+    old = {k: v for k, v in dataclasses.asdict(config_from_dict(saved)).items() if k not in RESUMABLE}
+    new = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE}
+    changed = _first_difference(old, new)
+    if changed:
+        key, before, after = changed
+        run = run or Path(str(cfg.resume))
+        raise MaskwatchError(
+            f"--resume continues {run} as it was configured; {key} cannot change (saved {before!r}, "
+            f"given {after!r}); to fine-tune from it, start a new run with --weights {run / 'last.pt'}"
+        )
 
 
 def _first_difference(a: Any, b: Any, key: str = "") -> tuple[str, Any, Any] | None:
