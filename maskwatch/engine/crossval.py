@@ -151,8 +151,10 @@ def plot_cv(summary: dict[str, Any], out: Path) -> None:
     fig = new_figure((1.4 * len(names) + 2, 4))
     ax = fig.subplots()
     x = np.arange(len(names))
-    bars = ax.bar(x, means, yerr=stds, capsize=4, color="#9ecae1", label="mean ± std")
-    ax.bar_label(bars, [_fmt(m, sd) for m, sd in zip(means, stds, strict=True)], padding=3, fontsize=8)
+    ax.bar(x, means, yerr=stds, capsize=4, color="#9ecae1", label="mean ± std")
+    for xi, m, sd in zip(x, means, stds, strict=True):  # above the error bar, not on it
+        if not math.isnan(m):
+            ax.text(xi, m + (0 if math.isnan(sd) else sd) + 1.5, _fmt(m, sd), ha="center", fontsize=8)
     k = len(summary["folds"])
     for j, r in enumerate(summary["folds"]):
         dx = 0.5 * (j - (k - 1) / 2) / max(k, 1)  # spread the folds' dots across the bar
