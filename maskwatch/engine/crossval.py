@@ -80,6 +80,8 @@ def cross_validate(cfg: TrainConfig, k: int) -> tuple[Path, dict[str, Any]]:
     """Train ``k`` models on grouped folds of ``cfg.data`` (the config's ``split`` is not used) and score
     each on its held-out fold; returns the CV folder and the summary written to ``cv.json``."""
     ds, extras, classes = load_sources(cfg)
+    if cfg.split:
+        log.info("--folds: the split %s is not used; every image of %s is held out once", cfg.split, cfg.data)
     folds = make_folds(ds, k, cfg.seed)
     cv_dir = next_run_dir(cfg.out, f"{cfg.name}-cv")
     fold_cfg = dataclasses.replace(cfg, out=str(cv_dir), name="fold", split=None)
