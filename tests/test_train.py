@@ -46,6 +46,7 @@ def _cfg(tiny: tuple[Path, Path], out: Path, **kw):
     return make_config(None, **{**base, **kw})
 
 
+@pytest.mark.slow
 def test_run_layout_and_checkpoint_contents(tiny, tmp_path: Path) -> None:
     run = train(_cfg(tiny, tmp_path))
     assert run == tmp_path / "t1"
@@ -72,6 +73,7 @@ def test_run_layout_and_checkpoint_contents(tiny, tmp_path: Path) -> None:
     assert train(_cfg(tiny, tmp_path)) == tmp_path / "t2", "a new run never overwrites an old one"
 
 
+@pytest.mark.slow
 def test_resume_reproduces_an_unbroken_run(tiny, tmp_path: Path) -> None:
     whole = train(_cfg(tiny, tmp_path / "a"))
 
@@ -92,6 +94,7 @@ def test_resume_reproduces_an_unbroken_run(tiny, tmp_path: Path) -> None:
     assert strip == [{k: v for k, v in json.loads(x).items() if k != "minutes"} for x in lb]
 
 
+@pytest.mark.slow
 def test_workers_do_not_change_the_training_stream(tiny, tmp_path: Path) -> None:
     main_process = train(_cfg(tiny, tmp_path / "w0", epochs=1))
     two_workers = train(_cfg(tiny, tmp_path / "w2", epochs=1, workers=2))
@@ -101,6 +104,7 @@ def test_workers_do_not_change_the_training_stream(tiny, tmp_path: Path) -> None
         torch.testing.assert_close(a[k], b[k], msg=k)
 
 
+@pytest.mark.slow
 def test_training_without_a_val_split_keeps_the_last_epoch(tiny, tmp_path: Path) -> None:
     split = tmp_path / "trainonly"
     write_split({"train": [f"synth{i:03d}" for i in range(6)]}, split)
@@ -152,6 +156,7 @@ def test_cli_errors_before_training(tiny, tmp_path: Path, capsys: pytest.Capture
     assert not list(tmp_path.glob("exp*")), "nothing is written when the input is wrong"
 
 
+@pytest.mark.slow
 def test_cli_trains_with_config_and_overrides(tiny, tmp_path: Path) -> None:
     root, split = tiny
     config = tmp_path / "c.yaml"

@@ -360,7 +360,8 @@ def check_config(cfg: TrainConfig) -> None:
             raise MaskwatchError(f"device {cfg.device}: no CUDA device is available on this machine")
     weights = Path(cfg.weights or "")
     # A path (not a keyword such as the torchvision models' "imagenet") must exist before data loads.
-    if cfg.weights and (weights.suffix or len(weights.parts) > 1) and not weights.is_file():
+    is_path = bool(weights.suffix) or len(weights.parts) > 1
+    if cfg.weights and not cfg.resume and is_path and not weights.is_file():  # a resumed run has its own
         raise MaskwatchError(f"{cfg.weights}: weights file not found")
 
 
