@@ -153,6 +153,13 @@ def test_cli_errors_before_training(tiny, tmp_path: Path, capsys: pytest.Capture
     assert "unknown config key 'bogus'" in capsys.readouterr().err
     assert main(["train", "--data", str(root), "--epochs", "many"]) == 1
     assert "invalid int value" in capsys.readouterr().err
+    base = ["train", "--data", str(root), "--split", str(split), "--out", str(tmp_path)]
+    assert main([*base, "model.options.bogus=1"]) == 1
+    assert "model.options.bogus: maskface-mnet has no such option" in capsys.readouterr().err
+    assert main([*base, "--folds", "1"]) == 1
+    assert "--folds must be at least 2" in capsys.readouterr().err
+    assert main([*base, "--resume", str(tmp_path / "nothing")]) == 1
+    assert "no last.pt there to resume from" in capsys.readouterr().err
     assert not list(tmp_path.glob("exp*")), "nothing is written when the input is wrong"
 
 
