@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import yaml
 from maskwatch.cli import main
 from maskwatch.data.split import write_split
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
-from maskwatch.engine.train import make_config, train
+from maskwatch.engine.train import HookBase, Trainer, make_config, train
+from maskwatch.errors import MaskwatchError
 from maskwatch.models.registry import load_detector
 from tests.synth import make_voc_dataset
 
@@ -44,6 +46,7 @@ def _cfg(tiny: tuple[Path, Path], out: Path, **kw):
     return make_config(None, **{**base, **kw})
 
 
+@pytest.mark.slow
 def test_run_layout_and_checkpoint_contents(tiny, tmp_path: Path) -> None:
     run = train(_cfg(tiny, tmp_path))
     assert run == tmp_path / "t1"
@@ -55,7 +58,7 @@ def test_run_layout_and_checkpoint_contents(tiny, tmp_path: Path) -> None:
         "best.pt",
     }
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert cfg["epochs"] == 2 and cfg["model"] == "maskface-mnet"
+    assert cfg["epochs"] == 2 and cfg["model"] == {"arch": "maskface-mnet", "options": {}}
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "step" in r]
     epochs = [r for r in rows if "val" in r]
@@ -70,6 +73,7 @@ def test_run_layout_and_checkpoint_contents(tiny, tmp_path: Path) -> None:
     assert train(_cfg(tiny, tmp_path)) == tmp_path / "t2", "a new run never overwrites an old one"
 
 
+@pytest.mark.slow
 def test_resume_reproduces_an_unbroken_run(tiny, tmp_path: Path) -> None:
     whole = train(_cfg(tiny, tmp_path / "a"))
 
@@ -90,6 +94,7 @@ def test_resume_reproduces_an_unbroken_run(tiny, tmp_path: Path) -> None:
     assert strip == [{k: v for k, v in json.loads(x).items() if k != "minutes"} for x in lb]
 
 
+@pytest.mark.slow
 def test_workers_do_not_change_the_training_stream(tiny, tmp_path: Path) -> None:
     main_process = train(_cfg(tiny, tmp_path / "w0", epochs=1))
     two_workers = train(_cfg(tiny, tmp_path / "w2", epochs=1, workers=2))
@@ -99,6 +104,7 @@ def test_workers_do_not_change_the_training_stream(tiny, tmp_path: Path) -> None
         torch.testing.assert_close(a[k], b[k], msg=k)
 
 
+@pytest.mark.slow
 def test_training_without_a_val_split_keeps_the_last_epoch(tiny, tmp_path: Path) -> None:
     split = tmp_path / "trainonly"
     write_split({"train": [f"synth{i:03d}" for i in range(6)]}, split)
@@ -144,12 +150,20 @@ def test_cli_errors_before_training(tiny, tmp_path: Path, capsys: pytest.Capture
     )
     assert "'no_mask' is not in classes" in capsys.readouterr().err
     assert main(["train", "--data", str(root), "--split", str(split), "bogus=1"]) == 1
-    assert "bad override" in capsys.readouterr().err
+    assert "unknown config key 'bogus'" in capsys.readouterr().err
     assert main(["train", "--data", str(root), "--epochs", "many"]) == 1
     assert "invalid int value" in capsys.readouterr().err
+    base = ["train", "--data", str(root), "--split", str(split), "--out", str(tmp_path)]
+    assert main([*base, "model.options.bogus=1"]) == 1
+    assert "model.options.bogus: maskface-mnet has no such option" in capsys.readouterr().err
+    assert main([*base, "--folds", "1"]) == 1
+    assert "--folds must be at least 2" in capsys.readouterr().err
+    assert main([*base, "--resume", str(tmp_path / "nothing")]) == 1
+    assert "no last.pt there to resume from" in capsys.readouterr().err
     assert not list(tmp_path.glob("exp*")), "nothing is written when the input is wrong"
 
 
+@pytest.mark.slow
 def test_cli_trains_with_config_and_overrides(tiny, tmp_path: Path) -> None:
     root, split = tiny
     config = tmp_path / "c.yaml"
@@ -172,4 +186,100 @@ def test_cli_trains_with_config_and_overrides(tiny, tmp_path: Path) -> None:
     )
     assert rc == 0
     cfg = yaml.safe_load((tmp_path / "cli1" / "config.yaml").read_text())
-    assert cfg["crop"] == 96 and cfg["imgsz"] == 128 and cfg["epochs"] == 1
+    assert cfg["augment"]["crop"] == 96 and cfg["imgsz"] == 128 and cfg["epochs"] == 1
+
+
+@pytest.mark.slow
+def test_resume_extends_the_schedule_or_refuses_clearly(tiny, tmp_path: Path) -> None:
+    run = train(_cfg(tiny, tmp_path, epochs=1))
+    # as an older maskwatch wrote it: a flat config without sections (such runs must still resume)
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    c = ckpt["config"]
+    sections = ("model", "augment", "optimizer", "schedule", "extra")
+    ckpt["config"] = {k: v for k, v in c.items() if k not in sections} | {
+        "model": "maskface-mnet",
+        "lr": c["optimizer"]["lr"],
+        "weight_decay": c["optimizer"]["weight_decay"],
+        "warmup_steps": c["schedule"]["warmup_steps"],
+        "crop": c["augment"]["crop"],
+        "focal_gamma": 0.0,
+        "resume": False,
+    }
+    torch.save(ckpt, run / "last.pt")
+    with pytest.raises(
+        MaskwatchError, match=r"already trained 1 of 1 epoch\(s\); pass --epochs N with N > 1"
+    ):
+        make_config(None, resume=str(run))
+    with pytest.raises(MaskwatchError, match=r"optimizer\.lr cannot change"):
+        make_config(None, resume=str(run / "last.pt"), epochs=2, lr=0.5)
+    longer = make_config(None, resume=str(run / "last.pt"), epochs=2)
+    assert longer.epochs == 2 and longer.resume == str(run) and longer.augment.crop == 96
+    assert train(longer) == run
+    assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 1, "the second epoch was trained"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if "val" in r] == [1, 2]
+    assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 2
+
+
+class _StopAtFirstStep(HookBase):
+    def after_step(self, t: Trainer) -> None:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(
+    tiny, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keep = tmp_path / "t1" / "notes.txt"  # a user's file in a folder of the same name is never touched
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny, tmp_path / "a"), hooks=[_StopAtFirstStep()])
+    assert not (tmp_path / "a").exists() or not list((tmp_path / "a").iterdir())
+    assert "starts from random initialisation" in caplog.text, "no --weights is said loudly"
+    root, split = tiny
+    broken = tmp_path / "broken"
+    shutil.copytree(root, broken)
+    (broken / "images" / "synth001.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(MaskwatchError, match="synth001"):
+        train(_cfg((broken, split), tmp_path / "b"))
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
+    keep.parent.mkdir(parents=True)
+    keep.write_text("mine")
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny, tmp_path, name="t"), hooks=[_StopAtFirstStep()])  # t1 exists -> runs in t2
+    assert keep.read_text() == "mine" and not (tmp_path / "t2").exists()
+
+
+@pytest.mark.slow
+def test_hooks_see_every_step_and_epoch(tiny, tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    class Record(HookBase):
+        def before_train(self, t: Trainer) -> None:
+            calls.append("before_train")
+
+        def before_epoch(self, t: Trainer) -> None:
+            calls.append(f"before_epoch{t.epoch}")
+
+        def after_step(self, t: Trainer) -> None:
+            calls.append(f"step{t.step}:{sorted(t.losses)}")
+
+        def after_epoch(self, t: Trainer) -> None:
+            assert (t.run / "last.pt").is_file(), "built-in hooks (checkpoints) ran first"
+            calls.append(f"after_epoch{t.epoch}:{'AP' in t.metrics}")
+
+        def after_train(self, t: Trainer) -> None:
+            calls.append("after_train")
+
+    train(_cfg(tiny, tmp_path), hooks=[Record()])
+    assert calls == [
+        "before_train",
+        "before_epoch0",
+        "step1:['box', 'cls']",
+        "step2:['box', 'cls']",
+        "after_epoch0:True",
+        "before_epoch1",
+        "step3:['box', 'cls']",
+        "step4:['box', 'cls']",
+        "after_epoch1:True",
+        "after_train",
+    ]

@@ -85,41 +85,39 @@ def split_dataset(ds: Dataset, val: float = 0.15, test: float = 0.15, seed: int 
     """Assign every image stem to train/val/test, deterministically for a seed."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise MaskwatchError(f"--val {val} and --test {test} must be in [0, 1) and sum to less than 1")
-    fractions = {"train": 1 - val - test, "val": val, "test": test}
+    return assign_groups(ds, {"train": 1 - val - test, "val": val, "test": test}, seed)
+
+
+def assign_groups(ds: Dataset, fractions: dict[str, float], seed: int = 0) -> dict[str, list[str]]:
+    """Assign every image stem to one of the named parts (a split, or cross-validation folds), whole
+    leakage groups at a time, each part getting about its fraction of every class."""
+    parts = list(fractions)
     class_totals = Counter(lab for r in ds for lab in r.labels)
     rarity = sorted(class_totals, key=lambda c: class_totals[c])
     groups = leakage_groups(ds)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(groups))
+    permuted = rng.permutation(len(groups))
 
     def rarest(g: list[int]) -> int:
         labs = {lab for i in g for lab in ds.records[i].labels}
         return min((rarity.index(c) for c in labs), default=len(rarity))
 
-    order = np.array(
-        sorted(order, key=lambda k: rarest(groups[k])), dtype=np.int64
-    )  # stable: random within each rarity level
-    counts: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
-    images = dict.fromkeys(SPLITS, 0)
-    assigned: dict[str, list[str]] = {s: [] for s in SPLITS}
+    order = sorted(permuted, key=lambda k: rarest(groups[k]))  # stable: random within each rarity level
+    counts: dict[str, Counter[str]] = {s: Counter() for s in parts}
+    images = dict.fromkeys(parts, 0)
+    assigned: dict[str, list[str]] = {s: [] for s in parts}
+
+    def deficit(s: str, c: str | None) -> tuple[float, float]:
+        """How far part ``s`` is below its share of class ``c`` (then of images); no class: images only."""
+        behind = fractions[s] * len(ds) - images[s]
+        return (behind, 0.0) if c is None else (fractions[s] * class_totals[c] - counts[s][c], behind)
+
     for k in order:
         g = groups[k]
         labs = Counter(lab for i in g for lab in ds.records[i].labels)
-        active = [s for s in SPLITS if fractions[s] > 0]
-        if labs:
-            c = min(labs, key=lambda c: class_totals[c])
-
-            def deficit(s: str, c: str = c) -> tuple[float, float]:
-                return (
-                    fractions[s] * class_totals[c] - counts[s][c],
-                    fractions[s] * len(ds) - images[s],
-                )
-        else:
-
-            def deficit(s: str, c: str = "") -> tuple[float, float]:
-                return (fractions[s] * len(ds) - images[s], 0.0)
-
-        target = max(active, key=deficit)
+        active = [s for s in parts if fractions[s] > 0]
+        rare = min(labs, key=lambda c: class_totals[c]) if labs else None
+        target = max(active, key=lambda s: deficit(s, rare))
         counts[target].update(labs)
         images[target] += len(g)
         assigned[target].extend(ds.records[i].stem for i in g)

@@ -16,7 +16,8 @@ IGNORE = -1
 
 @dataclass
 class AugmentConfig:
-    imgsz: int = 640  # long side the model sees at inference
+    """The ``augment:`` section of a training config (every field a knob a run records)."""
+
     crop: int = 512  # square training crop taken from the rescaled image
     scale: tuple[float, float] = (0.7, 1.3)  # jitter of the long side around imgsz
     flip: float = 0.5
@@ -45,11 +46,19 @@ def _visible_fraction(boxes: np.ndarray, x0: int, y0: int, size: int) -> np.ndar
 
 
 def augment(
-    img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+    img: np.ndarray,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    imgsz: int = 640,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return a ``cfg.crop``-square RGB image, its boxes and labels (``IGNORE`` for faces cut in half)."""
+    """Return a ``cfg.crop``-square RGB image, its boxes and labels (``IGNORE`` for faces cut in half).
+
+    ``imgsz`` is the long side the model sees at inference; the scale jitter is drawn around it.
+    """
     h, w = img.shape[:2]
-    s = cfg.imgsz * rng.uniform(*cfg.scale) / max(h, w)
+    s = imgsz * rng.uniform(*cfg.scale) / max(h, w)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
     boxes = boxes * s

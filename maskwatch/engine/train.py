@@ -1,13 +1,17 @@
 """The training loop: flat and readable, in the spirit of torchvision's detection references.
 
-A run lives in ``runs/train/<name>N/``: ``config.yaml`` (fully resolved), ``metrics.jsonl`` (losses per
-step, COCO AP on the validation split per epoch), ``results.png`` (their curves), ``last.pt`` (with
-optimizer state, for ``--resume``) and ``best.pt``. Every random draw is seeded from (seed, epoch,
-sample), so a resumed run replays exactly what an unbroken one would have done.
+A run lives in ``runs/train/<name>N/``: ``config.yaml`` (the whole resolved :class:`TrainConfig`),
+``metrics.jsonl`` (losses per step, COCO AP on the validation split per epoch), ``results.png`` (their
+curves), ``last.pt`` (with optimizer state, for ``--resume``) and ``best.pt``. Every random draw is seeded
+from (seed, epoch, sample), so a resumed run replays exactly what an unbroken one would have done.
+
+:func:`train` sets up; :func:`train_one_epoch` steps the optimizer; :func:`validate` scores the epoch;
+logging, checkpoints, the plot and user callbacks are :class:`HookBase` hooks run around them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -29,6 +33,15 @@ from maskwatch.data.record import Dataset
 from maskwatch.engine.augment import AugmentConfig, augment
 from maskwatch.engine.evaluate import evaluate, predict_dataset
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
+from maskwatch.engine.train_config import (
+    OptimizerConfig,
+    TrainConfig,
+    check_config,
+    check_resumable,
+    make_config,
+    next_run_dir,
+    parse_overrides,  # noqa: F401 - re-exported: the training API in one import
+)
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, load_image
 from maskwatch.models.base import Detector, read_checkpoint
@@ -37,96 +50,23 @@ from maskwatch.models.registry import build_detector
 log = logging.getLogger("maskwatch")
 
 
-@dataclass
-class TrainConfig:
-    data: str = ""
-    format: str = "auto"
-    split: str | None = None  # folder with train.txt and val.txt
-    merge: list[str] = field(default_factory=list)
-    classes: list[str] | None = None  # model class order; default: dataset order
-    model: str = "maskface-mnet"
-    weights: str | None = None  # initial weights: a maskwatch checkpoint or the architecture's own file
-    epochs: int = 30
-    batch: int = 8
-    imgsz: int = 640
-    crop: int = 512
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    workers: int = 0  # DataLoader processes that augment while the model trains (0: in the main process)
-    device: str = "cpu"
-    seed: int = 0
-    repeat_threshold: float = 0.3  # repeat-factor sampling; 0 disables it
-    focal_gamma: float = 0.0  # > 0: focal loss for the class head instead of hard-negative mining
-    max_steps_per_epoch: int | None = None
-    out: str = "runs/train"
-    name: str = "exp"
-    resume: bool = False
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs with YAML-typed values, checked against :class:`TrainConfig` fields."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in names:
-            raise MaskwatchError(
-                f"bad override {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(names))}"
-            )
-        out[key] = yaml.safe_load(value)
-    return out
-
-
-def make_config(config_file: str | None, **kwargs: Any) -> TrainConfig:
-    """Defaults, then the YAML ``--config`` file, then explicit options (None means not given)."""
-    values: dict[str, Any] = {}
-    if config_file:
-        try:
-            loaded = yaml.safe_load(Path(config_file).read_text())
-        except FileNotFoundError:
-            raise MaskwatchError(f"{config_file}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise MaskwatchError(f"{config_file}: malformed YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise MaskwatchError(f"{config_file}: expected a mapping of config keys")
-        values.update(loaded)
-    values.update({k: v for k, v in kwargs.items() if v is not None})
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise MaskwatchError(f"unknown config key {unknown[0]!r}")
-    return TrainConfig(**values)
-
-
-def next_run_dir(out: str, name: str) -> Path:
-    base = Path(out)
-    i = 1
-    while (base / f"{name}{i}").exists():
-        i += 1
-    return base / f"{name}{i}"
-
-
-def latest_run_dir(out: str, name: str) -> Path:
-    runs = sorted(Path(out).glob(f"{name}*/last.pt"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise MaskwatchError(f"--resume: no {out}/{name}*/last.pt to resume from")
-    return runs[-1].parent
-
-
 class TrainSet:
     """Images held in memory (learning bases here are small) with label indices per box."""
 
-    def __init__(self, ds: Dataset, class_names: list[str], aug: AugmentConfig, seed: int) -> None:
+    def __init__(
+        self, ds: Dataset, class_names: list[str], aug: AugmentConfig, seed: int, imgsz: int = 640
+    ) -> None:
         index = {c: i for i, c in enumerate(class_names)}
         self.images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
         self.boxes = [r.boxes.astype(np.float32) for r in ds.records]
-        self.labels = [np.array([index[lab] for lab in r.labels], dtype=np.int64) for r in ds.records]
-        self.aug, self.seed = aug, seed
+        self.labels: list[Any] = [
+            np.array([index[lab] for lab in r.labels], dtype=np.int64) for r in ds.records
+        ]
+        self.aug, self.seed, self.imgsz = aug, seed, imgsz
 
     def sample(self, i: int, epoch: int, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rng = np.random.default_rng((self.seed, epoch, position))
-        return augment(self.images[i], self.boxes[i], self.labels[i], self.aug, rng)
+        return augment(self.images[i], self.boxes[i], self.labels[i], self.aug, rng, self.imgsz)
 
 
 class EpochSamples(torch.utils.data.Dataset):
@@ -149,10 +89,32 @@ def _as_lists(samples: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
     return tuple(map(list, zip(*samples, strict=True)))
 
 
-def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, list[str]]:
-    """Train and validation sets; without a val split (e.g. a final fit on train+val) there is no
-    validation and best.pt is the last epoch."""
+def load_sources(cfg: TrainConfig) -> tuple[Dataset, list[Dataset], list[str]]:
+    """The main learning base, the extra sources (training only) and the model's class order."""
     ds = load_dataset(cfg.data, cfg.format, cfg.merge)
+    extras = [load_dataset(s.data, s.format, s.merge) for s in cfg.extra]
+    classes = list(cfg.classes or ds.classes)
+    for source, d in [(cfg.data, ds), *((s.data, e) for s, e in zip(cfg.extra, extras, strict=True))]:
+        unknown = sorted(set(d.classes) - set(classes))
+        if unknown:
+            raise MaskwatchError(
+                f"{source}: dataset class {unknown[0]!r} is not in classes {classes}; map it with --merge"
+            )
+    return ds, extras, classes
+
+
+def with_extras(train: Dataset, extras: Sequence[Dataset]) -> Dataset:
+    """The training set plus every extra source (their records appended, the main base's classes)."""
+    if not extras:
+        return train
+    records = [r for d in (train, *extras) for r in d.records]
+    return Dataset(records, list(train.classes), train.root, {}, dict(train.merge))
+
+
+def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, list[str]]:
+    """Train (plus the extra sources) and validation sets; without a val split (e.g. a final fit on
+    train+val) there is no validation and best.pt is the last epoch."""
+    ds, extras, classes = load_sources(cfg)
     if cfg.split:
         splits = read_splits(Path(cfg.split))
     elif ds.splits:
@@ -168,60 +130,221 @@ def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, list[str]
         raise MaskwatchError(
             f"split leaks: {len(leak)} image(s) in train and val/test, e.g. {sorted(leak)[0]!r}"
         )
-    classes = cfg.classes or ds.classes
-    unknown = sorted(set(ds.classes) - set(classes))
-    if unknown:
-        raise MaskwatchError(f"dataset class {unknown[0]!r} is not in classes {classes}; map it with --merge")
-    train = ds.subset(splits["train"])
+    train = with_extras(ds.subset(splits["train"]), extras)
     val = ds.subset(splits["val"]) if "val" in splits else None
     if not train.num_boxes:
         raise MaskwatchError("the training split has no boxes")
-    return train, val, list(classes)
+    return train, val, classes
 
 
 def validate(det: Detector, val: Dataset, batch: int) -> dict[str, Any]:
+    """COCO metrics of the detector on a held-out set (the epoch's validation, or a CV fold)."""
     det.model.eval()
     return evaluate(val, predict_dataset(det, val, batch, progress=False), det.class_names)
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 1% of the base rate."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+    """Linear warm-up, then cosine decay to ``schedule.final_lr`` of the base rate."""
+    lr, warmup, final = cfg.optimizer.lr, cfg.schedule.warmup_steps, cfg.schedule.final_lr
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def make_detector(cfg: TrainConfig, classes: Sequence[str]) -> Detector:
+    """The architecture with its ``model.options``; an option it does not have is an error."""
+    return build_detector(cfg.model.arch, classes, cfg.imgsz, cfg.device, **cfg.model.options)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class Trainer:
+    """The state of a run that the loop and its hooks share."""
+
+    cfg: TrainConfig
+    run: Path
+    det: Detector
+    opt: torch.optim.Optimizer
+    params: list[torch.nn.Parameter]
+    data: TrainSet
+    factors: np.ndarray
+    steps_per_epoch: int
+    val: Dataset | None
+    extra: dict[str, Any]  # what every checkpoint records besides weights (class map, data hash, config)
+    epoch: int = 0  # 0-based index of the current epoch
+    step: int = 0  # optimizer steps done
+    best_ap: float = -1.0
+    metrics: dict[str, Any] = field(default_factory=dict)  # the current epoch's validation metrics
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the current epoch's metrics.jsonl rows
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)  # the last step's losses
+    t0: float = field(default_factory=time.time)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.cfg.epochs
+
+
+class HookBase:
+    """Called around training, each epoch and each step, as detectron2's ``HookBase``: logging,
+    checkpointing, plotting and user callbacks are hooks, so the loop itself only trains."""
+
+    def before_train(self, t: Trainer) -> None:
+        pass
+
+    def after_train(self, t: Trainer) -> None:
+        pass
+
+    def before_epoch(self, t: Trainer) -> None:
+        pass
+
+    def after_epoch(self, t: Trainer) -> None:
+        pass
+
+    def before_step(self, t: Trainer) -> None:
+        pass
+
+    def after_step(self, t: Trainer) -> None:
+        pass
+
+
+class MetricsLogger(HookBase):
+    """``metrics.jsonl``: one row per step (losses, lr) and one per epoch (validation metrics, minutes),
+    appended once per epoch so a resumed run's file matches an unbroken one's."""
+
+    def after_epoch(self, t: Trainer) -> None:
+        t.rows.append(
+            {"epoch": t.epoch + 1, "val": t.metrics, "minutes": round((time.time() - t.t0) / 60, 2)}
+        )
+        with open(t.run / "metrics.jsonl", "a") as f:
+            f.write("".join(json.dumps(row) + "\n" for row in t.rows))
+        if t.metrics:
+            m = t.metrics
+            tqdm.write(
+                f"epoch {t.epoch + 1}: val AP {m['AP']:.1f} AP50 {m['AP50']:.1f} "
+                + " ".join(f"{c} {v['AP']:.1f}" for c, v in m["per_class"].items())
+            )
+
+
+class Checkpointer(HookBase):
+    """``best.pt`` (best validation AP; without validation the latest epoch) and ``last.pt`` (with the
+    optimizer state and counters ``--resume`` needs)."""
+
+    def after_epoch(self, t: Trainer) -> None:
+        ap = t.metrics.get("AP", float(t.epoch))  # without validation the latest epoch is the best
+        is_best = ap > t.best_ap
+        t.best_ap = max(t.best_ap, ap)
+        if is_best:
+            t.det.save(t.run / "best.pt", metrics=t.metrics, epoch=t.epoch, **t.extra)
+        t.det.save(
+            t.run / "last.pt",
+            metrics=t.metrics,
+            epoch=t.epoch,
+            step=t.step,
+            best_ap=t.best_ap,
+            optimizer=t.opt.state_dict(),
+            **t.extra,
+        )
+
+
+class PlotResults(HookBase):
+    def after_epoch(self, t: Trainer) -> None:
+        plot_training(t.run / "metrics.jsonl", t.run / "results.png")
+
+
+class EpochCallbacks(HookBase):
+    """Plain functions (epoch number, run folder, validation metrics) called after each epoch's files."""
+
+    def __init__(self, callbacks: Sequence[EpochCallback]) -> None:
+        self.callbacks = list(callbacks)
+
+    def after_epoch(self, t: Trainer) -> None:
+        for callback in self.callbacks:
+            callback(t.epoch + 1, t.run, t.metrics)
 
 
 EpochCallback = Callable[[int, Path, dict[str, Any]], None]
 
 
-def train(cfg: TrainConfig, on_epoch_end: Sequence[EpochCallback] = ()) -> Path:
+def train_one_epoch(t: Trainer, hooks: Sequence[HookBase]) -> None:
+    """One epoch of optimizer steps over a freshly drawn, seeded sample order."""
+    cfg = t.cfg
+    t.det.model.train()
+    order = epoch_indices(t.factors, np.random.default_rng((cfg.seed, t.epoch, 1 << 20)))
+    loader = torch.utils.data.DataLoader(
+        EpochSamples(t.data, order[: t.steps_per_epoch * cfg.batch], t.epoch),
+        batch_size=cfg.batch,
+        num_workers=cfg.workers,
+        collate_fn=_as_lists,
+    )
+    bar = tqdm(loader, desc=f"epoch {t.epoch + 1}/{cfg.epochs}", unit="step")
+    for images, boxes, labels in bar:
+        for h in hooks:
+            h.before_step(t)
+        for g in t.opt.param_groups:
+            g["lr"] = lr_at(t.step, t.total_steps, cfg)
+        t.losses = t.det.loss(images, boxes, labels)
+        loss = torch.stack(list(t.losses.values())).sum()
+        if not torch.isfinite(loss):
+            raise MaskwatchError(f"training diverged at step {t.step} (loss {loss.item()}); lower --lr")
+        t.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optimizer.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(t.params, cfg.optimizer.clip_grad_norm)
+        t.opt.step()
+        t.step += 1
+        row = {"step": t.step, "epoch": t.epoch + 1, "lr": t.opt.param_groups[0]["lr"], "loss": loss.item()}
+        row.update({f"loss_{n}": round(v.item(), 5) for n, v in t.losses.items()})
+        t.rows.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3f}")
+        for h in hooks:
+            h.after_step(t)
+
+
+def default_hooks(on_epoch_end: Sequence[EpochCallback] = ()) -> list[HookBase]:
+    return [MetricsLogger(), Checkpointer(), PlotResults(), EpochCallbacks(on_epoch_end)]
+
+
+def train(
+    cfg: TrainConfig,
+    on_epoch_end: Sequence[EpochCallback] = (),
+    hooks: Sequence[HookBase] = (),
+    datasets: tuple[Dataset, Dataset | None, Sequence[str]] | None = None,
+) -> Path:
     """Train a detector; return the run folder.
 
     ``on_epoch_end`` callbacks get (epoch, run folder, validation metrics) after the epoch's checkpoints
-    are written, e.g. to log elsewhere or to stop early by raising.
+    are written, e.g. to log elsewhere or to stop early by raising; ``hooks`` (:class:`HookBase`) run after
+    the built-in ones. ``datasets`` (train, val or None, classes) replaces the config's data and split,
+    as cross-validation does for each fold. A run that fails before its first checkpoint leaves no folder.
     """
+    if cfg.resume is True:  # the latest run of that name, with its own saved config
+        cfg = make_config(None, resume=True, out=cfg.out, name=cfg.name)
+    check_config(cfg)
+    state = None
     if cfg.resume:
-        run = latest_run_dir(cfg.out, cfg.name)
-        state = read_checkpoint(run / "last.pt")
-        cfg = TrainConfig(**{**state["config"], "resume": True})
-    else:
-        run = next_run_dir(cfg.out, cfg.name)
-        state = None
-    train_ds, val_ds, classes = split_datasets(cfg)
+        state = read_checkpoint(Path(str(cfg.resume)) / "last.pt")
+        check_resumable(cfg, state["config"])
+    train_ds, val_ds, classes = datasets or split_datasets(cfg)
+    classes = list(classes)
     torch.manual_seed(cfg.seed)
-    options = {"focal_gamma": cfg.focal_gamma} if cfg.focal_gamma else {}  # a loss setting, where one is set
-    det = build_detector(cfg.model, classes, cfg.imgsz, cfg.device, **options)
+    det = make_detector(cfg, classes)
     if state is not None:
         det.model.load_state_dict(state["state_dict"])
     elif cfg.weights:
         init_weights(det, cfg.weights)
-    run.mkdir(parents=True, exist_ok=True)
-    with atomic_write(run / "config.yaml") as f:
-        yaml.safe_dump(dataclasses.asdict(cfg), f, sort_keys=False)
-
-    aug = AugmentConfig(imgsz=cfg.imgsz, crop=cfg.crop)
-    data = TrainSet(train_ds, classes, aug, cfg.seed)
+    else:
+        log.warning(
+            "no --weights: %s starts from random initialisation (slow to converge, poor on small bases); "
+            "pass --weights FILE (for maskface-mnet the WIDER FACE RetinaFace weights)",
+            cfg.model.arch,
+        )
+    data = TrainSet(train_ds, classes, cfg.augment, cfg.seed, cfg.imgsz)
     factors = (
         repeat_factors(data.labels, len(classes), cfg.repeat_threshold)
         if cfg.repeat_threshold > 0
@@ -230,76 +353,61 @@ def train(cfg: TrainConfig, on_epoch_end: Sequence[EpochCallback] = ()) -> Path:
     steps_per_epoch = math.ceil(factors.sum() / cfg.batch)
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    total = steps_per_epoch * cfg.epochs
     params = [p for p in det.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_epoch, best_ap, step = 0, -1.0, 0
+    opt = make_optimizer(params, cfg.optimizer)
+    run = Path(str(cfg.resume)) if cfg.resume else next_run_dir(cfg.out, cfg.name)
+    t = Trainer(
+        cfg,
+        run,
+        det,
+        opt,
+        params,
+        data,
+        factors,
+        steps_per_epoch,
+        val_ds,
+        {"class_map": cfg.merge, "dataset_hash": train_ds.fingerprint(), "config": dataclasses.asdict(cfg)},
+    )
+    start_epoch = 0
     if state is not None:
         opt.load_state_dict(state["optimizer"])
-        start_epoch, best_ap, step = state["epoch"] + 1, state["best_ap"], state["step"]
-        log.info("resuming %s from epoch %d", run, start_epoch)
-    extra = {
-        "class_map": cfg.merge,
-        "dataset_hash": train_ds.fingerprint(),
-        "config": dataclasses.asdict(cfg),
-    }
-    metrics_path = run / "metrics.jsonl"
-    t0 = time.time()
-    for epoch in range(start_epoch, cfg.epochs):
-        det.model.train()
-        order = epoch_indices(factors, np.random.default_rng((cfg.seed, epoch, 1 << 20)))
-        loader = torch.utils.data.DataLoader(
-            EpochSamples(data, order[: steps_per_epoch * cfg.batch], epoch),
-            batch_size=cfg.batch,
-            num_workers=cfg.workers,
-            collate_fn=_as_lists,
-        )
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step")
-        lines = []
-        for images, boxes, labels in bar:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, cfg)
-            losses = det.loss(images, boxes, labels)
-            loss = torch.stack(list(losses.values())).sum()
-            if not torch.isfinite(loss):
-                raise MaskwatchError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 10.0)
-            opt.step()
-            step += 1
-            row = {"step": step, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "loss": loss.item()}
-            row.update({f"loss_{n}": round(v.item(), 5) for n, v in losses.items()})
-            lines.append(json.dumps(row))
-            bar.set_postfix(loss=f"{row['loss']:.3f}")
-        metrics = validate(det, val_ds, cfg.batch) if val_ds is not None else {}
-        row = {"epoch": epoch + 1, "val": metrics, "minutes": round((time.time() - t0) / 60, 2)}
-        lines.append(json.dumps(row))
-        with open(metrics_path, "a") as f:
-            f.write("".join(line + "\n" for line in lines))
-        if metrics:
-            tqdm.write(
-                f"epoch {epoch + 1}: val AP {metrics['AP']:.1f} AP50 {metrics['AP50']:.1f} "
-                + " ".join(f"{c} {m['AP']:.1f}" for c, m in metrics["per_class"].items())
-            )
-        ap = metrics.get("AP", float(epoch))  # without validation the latest epoch is the best
-        is_best = ap > best_ap
-        best_ap = max(best_ap, ap)
-        if is_best:
-            det.save(run / "best.pt", metrics=metrics, epoch=epoch, **extra)
-        det.save(
-            run / "last.pt",
-            metrics=metrics,
-            epoch=epoch,
-            step=step,
-            best_ap=best_ap,
-            optimizer=opt.state_dict(),
-            **extra,
-        )
-        plot_training(metrics_path, run / "results.png")
-        for callback in on_epoch_end:
-            callback(epoch + 1, run, metrics)
+        start_epoch, t.best_ap, t.step = state["epoch"] + 1, state["best_ap"], state["step"]
+        log.info("resuming %s from epoch %d of %d", run, start_epoch + 1, cfg.epochs)
+    hooks = [*default_hooks(on_epoch_end), *hooks]
+    new_run = state is None
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_write(run / "config.yaml") as f:
+            yaml.safe_dump(dataclasses.asdict(cfg), f, sort_keys=False)
+        for h in hooks:
+            h.before_train(t)
+        for epoch in range(start_epoch, cfg.epochs):
+            t.epoch, t.rows, t.metrics = epoch, [], {}
+            for h in hooks:
+                h.before_epoch(t)
+            train_one_epoch(t, hooks)
+            t.metrics = validate(det, val_ds, cfg.batch) if val_ds is not None else {}
+            for h in hooks:
+                h.after_epoch(t)
+        for h in hooks:
+            h.after_train(t)
+    except BaseException:
+        if new_run and not (run / "last.pt").exists():
+            remove_run(run)
+        raise
     return run
+
+
+def remove_run(run: Path) -> None:
+    """Remove a run folder that never got a checkpoint: only the files training writes, then the folder
+    if nothing else is in it (never a file maskwatch did not write)."""
+    for name in RUN_FILES:
+        (run / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: something else is in it, leave it
+        run.rmdir()
+
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "results.png", "best.pt", "last.pt")
 
 
 def plot_training(metrics_path: Path, out: Path) -> None:

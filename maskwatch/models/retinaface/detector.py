@@ -34,9 +34,13 @@ class MaskFaceDetector(Detector):
     options: ClassVar[dict[str, Any]] = {
         "focal_gamma": 0.0,  # > 0: softmax focal loss instead of hard-negative mining
         "neg_pos_ratio": 7,  # negatives per positive in hard-negative mining
+        "match_iou": 0.35,  # an anchor is a positive at this IoU with a face (RetinaFace's value)
+        "box_weight": 2.0,  # weight of the box loss against the class loss
     }
     focal_gamma: float
     neg_pos_ratio: int
+    match_iou: float
+    box_weight: float
     model: RetinaFaceNet
 
     def __init__(
@@ -79,7 +83,7 @@ class MaskFaceDetector(Detector):
         anchors = self.anchors(x.shape[2], x.shape[3]).cpu()
         t_cls, t_loc = zip(
             *(
-                match(torch.as_tensor(b, dtype=torch.float32), torch.as_tensor(lab), anchors)
+                match(torch.as_tensor(b, dtype=torch.float32), torch.as_tensor(lab), anchors, self.match_iou)
                 for b, lab in zip(boxes, labels, strict=True)
             ),
             strict=True,
@@ -92,6 +96,7 @@ class MaskFaceDetector(Detector):
             torch.stack(t_loc).to(self.device),
             neg_pos_ratio=self.neg_pos_ratio,
             focal_gamma=self.focal_gamma,
+            box_weight=self.box_weight,
         )
 
     @torch.inference_mode()

@@ -39,6 +39,7 @@ def detection_loss(
     neg_pos_ratio: int = 7,
     focal_gamma: float = 0.0,
     class_weights: torch.Tensor | None = None,
+    box_weight: float = 2.0,
 ) -> dict[str, torch.Tensor]:
     """Smooth-L1 box loss on positives plus a class loss.
 
@@ -66,4 +67,4 @@ def detection_loss(
             num_neg = (neg_pos_ratio * pos.sum(1, keepdim=True)).clamp(max=pos.shape[1] - 1)
             neg = (rank < num_neg) & valid & ~pos
         loss_cls = ce[pos | neg].sum() / num_pos
-    return {"box": loss_box * 2.0, "cls": loss_cls}
+    return {"box": loss_box * box_weight, "cls": loss_cls}

@@ -1,0 +1,174 @@
+"""Grouped K-fold cross-validation of a training recipe: one split is smaller than the noise of the
+choices made with it, so recipes are compared on the mean (± std) over K held-out folds.
+
+Folds are made of whole leakage groups (:func:`maskwatch.data.split.leakage_groups`: near-duplicates and
+frames of one video stay together) and balanced per class, as ``maskwatch data split`` does. The config's
+``extra`` sources join every training fold and are never held out (e.g. a second learning base whose
+images must not score the first). Each fold trains without validation (its held-out part is not used to
+pick an epoch) and its ``last.pt`` is scored on the held-out part. A CV run lives in
+``<out>/<name>-cvN/``: ``fold1/`` … ``foldK/`` (ordinary run folders), ``cv.json`` and ``cv.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskwatch.data.record import Dataset
+from maskwatch.data.split import assign_groups
+from maskwatch.engine.evaluate import json_safe
+from maskwatch.engine.train import HookBase, Trainer, load_sources, train, validate, with_extras
+from maskwatch.engine.train_config import TrainConfig, next_run_dir
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import atomic_write, write_json
+from maskwatch.models.base import Detector
+
+log = logging.getLogger("maskwatch")
+
+HEADLINE = ("AP", "AP50", "AP75")
+
+
+def make_folds(ds: Dataset, k: int, seed: int = 0) -> list[list[str]]:
+    """``k`` disjoint lists of image stems covering ``ds`` once, whole leakage groups at a time and each
+    fold with about 1/k of every class; deterministic for a seed."""
+    if k < 2:
+        raise MaskwatchError(f"--folds must be at least 2, got {k}")
+    if k > len(ds):
+        raise MaskwatchError(f"--folds {k}: the learning base has only {len(ds)} image(s)")
+    parts = assign_groups(ds, {f"fold{i + 1}": 1 / k for i in range(k)}, seed)
+    folds = [parts[f"fold{i + 1}"] for i in range(k)]
+    if not all(folds):
+        raise MaskwatchError(f"--folds {k}: too few independent image groups for {k} non-empty folds")
+    return folds
+
+
+def fold_row(fold: int, images: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fold": fold,
+        "images": images,
+        **{k: metrics[k] for k in HEADLINE},
+        "per_class": {c: m["AP"] for c, m in metrics["per_class"].items()},
+    }
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std over the folds where the number exists (a class absent from a fold has none)."""
+    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=float)
+    if not v.size:
+        return float("nan"), float("nan")
+    return round(float(v.mean()), 2), round(float(v.std(ddof=1)) if v.size > 1 else 0.0, 2)
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-fold rows plus mean and std of every headline number and per-class AP."""
+    classes = list(rows[0]["per_class"]) if rows else []
+    mean: dict[str, Any] = {"per_class": {}}
+    std: dict[str, Any] = {"per_class": {}}
+    for key in HEADLINE:
+        mean[key], std[key] = _stats([r[key] for r in rows])
+    for c in classes:
+        mean["per_class"][c], std["per_class"][c] = _stats([r["per_class"][c] for r in rows])
+    return {"k": len(rows), "folds": rows, "mean": mean, "std": std}
+
+
+def cross_validate(cfg: TrainConfig, k: int) -> tuple[Path, dict[str, Any]]:
+    """Train ``k`` models on grouped folds of ``cfg.data`` (the config's ``split`` is not used) and score
+    each on its held-out fold; returns the CV folder and the summary written to ``cv.json``."""
+    ds, extras, classes = load_sources(cfg)
+    if cfg.split:
+        log.info("--folds: the split %s is not used; every image of %s is held out once", cfg.split, cfg.data)
+    folds = make_folds(ds, k, cfg.seed)
+    cv_dir = next_run_dir(cfg.out, f"{cfg.name}-cv")
+    fold_cfg = dataclasses.replace(cfg, out=str(cv_dir), name="fold", split=None)
+    rows: list[dict[str, Any]] = []
+    for i, held in enumerate(folds):
+        log.info("fold %d/%d: %d held-out images", i + 1, k, len(held))
+        train_ds = with_extras(ds.subset([s for j, f in enumerate(folds) if j != i for s in f]), extras)
+        keep = _KeepDetector()
+        train(fold_cfg, datasets=(train_ds, None, classes), hooks=[keep])
+        assert keep.det is not None
+        rows.append(fold_row(i + 1, len(held), validate(keep.det, ds.subset(held), cfg.batch)))
+        summary = {**summarise(rows), "fold_images": folds, "config": dataclasses.asdict(cfg)}
+        write_json(cv_dir / "cv.json", json_safe(summary))  # after every fold: a stopped CV keeps its folds
+    plot_cv(summary, cv_dir / "cv.png")
+    return cv_dir, summary
+
+
+class _KeepDetector(HookBase):
+    """Hands a fold's trained detector back to :func:`cross_validate` (no reload from disk)."""
+
+    det: Detector | None = None
+
+    def after_train(self, t: Trainer) -> None:
+        self.det = t.det
+
+
+def _fmt(mean: float, std: float) -> str:
+    return "—" if math.isnan(mean) else f"{mean:.1f} ± {std:.1f}"
+
+
+def format_cv(summary: dict[str, Any]) -> str:
+    """The per-fold table and the mean ± std line, as printed on the console."""
+    from maskwatch.engine.report import _pct, pipe_table
+
+    classes = list(summary["mean"]["per_class"])
+    header = ["fold", "images", *HEADLINE, *(f"AP {c}" for c in classes)]
+    rows: list[list[Any]] = [
+        [r["fold"], r["images"], *(_pct(r[k]) for k in HEADLINE), *(_pct(r["per_class"][c]) for c in classes)]
+        for r in summary["folds"]
+    ]
+    m, s = summary["mean"], summary["std"]
+    rows.append(
+        [
+            "mean ± std",
+            sum(r["images"] for r in summary["folds"]),
+            *(_fmt(m[k], s[k]) for k in HEADLINE),
+            *(_fmt(m["per_class"][c], s["per_class"][c]) for c in classes),
+        ]
+    )
+    return f"{summary['k']}-fold cross-validation (COCO AP %, each fold's held-out part)\n" + pipe_table(
+        header, rows
+    )
+
+
+def plot_cv(summary: dict[str, Any], out: Path) -> None:
+    """``cv.png``: each fold's number as a dot and the mean ± std as a bar, per metric, so the spread
+    between folds (what one split hides) is seen at a glance."""
+    from maskwatch.engine.report import new_figure
+
+    classes = list(summary["mean"]["per_class"])
+    names = [*HEADLINE, *(f"AP {c}" for c in classes)]
+
+    def value(row: dict[str, Any], i: int) -> float:
+        v = row[HEADLINE[i]] if i < len(HEADLINE) else row["per_class"][classes[i - len(HEADLINE)]]
+        return float("nan") if v is None else float(v)
+
+    means = [value(summary["mean"], i) for i in range(len(names))]
+    stds = [value(summary["std"], i) for i in range(len(names))]
+    fig = new_figure((1.4 * len(names) + 2, 4))
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    ax.bar(x, means, yerr=stds, capsize=4, color="#9ecae1", label="mean ± std")
+    for xi, m, sd in zip(x, means, stds, strict=True):  # above the error bar, not on it
+        if not math.isnan(m):
+            ax.text(xi, m + (0 if math.isnan(sd) else sd) + 1.5, _fmt(m, sd), ha="center", fontsize=8)
+    k = len(summary["folds"])
+    for j, r in enumerate(summary["folds"]):
+        dx = 0.5 * (j - (k - 1) / 2) / max(k, 1)  # spread the folds' dots across the bar
+        ax.plot(
+            x + dx, [value(r, i) for i in range(len(names))], "o", markersize=4, label=f"fold {r['fold']}"
+        )
+    ax.set_xticks(x, names)
+    ax.set(
+        ylabel="COCO AP (%) on the held-out fold",
+        title=f"{summary['k']}-fold cross-validation",
+        ylim=(0, 100),
+    )
+    ax.legend(fontsize=8, ncols=2)
+    with atomic_write(out, "wb") as f:
+        fig.savefig(f, format="png")

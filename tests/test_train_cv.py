@@ -1,0 +1,126 @@
+"""Grouped K-fold cross-validation on a tiny synthetic learning base: folds keep near-duplicates and video
+frames together, cover every image once, are deterministic; extra sources only ever train; the report's
+mean ± std is the folds' own numbers aggregated."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maskwatch.cli import main
+from maskwatch.data.formats import load_dataset
+from maskwatch.engine.crossval import format_cv, make_folds, summarise
+from maskwatch.engine.train import with_extras
+from maskwatch.errors import MaskwatchError
+from tests.synth import make_voc_dataset
+
+
+def _copy(root: Path, src: str, dst: str) -> None:
+    """Another image file with the same pixels (a near-duplicate) and the same boxes under a new stem."""
+    shutil.copy(root / "images" / f"{src}.jpg", root / "images" / f"{dst}.jpg")
+    xml = (root / "annotations" / f"{src}.xml").read_text().replace(f"{src}.jpg", f"{dst}.jpg")
+    (root / "annotations" / f"{dst}.xml").write_text(xml)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_voc_dataset(tmp_path_factory.mktemp("cv"), n=12, seed=3)
+    _copy(root, "synth000", "dup-of-synth000")
+    # two frames of one video, named as 'maskwatch data frames' names them: different pixels, one group
+    _copy(root, "synth001", "clip_t00000000")
+    _copy(root, "synth002", "clip_t00001000")
+    return root
+
+
+def test_folds_are_grouped_deterministic_and_cover_every_image_once(base: Path) -> None:
+    ds = load_dataset(base)
+    folds = make_folds(ds, 3, seed=0)
+    stems = [s for f in folds for s in f]
+    assert sorted(stems) == sorted(r.stem for r in ds) and len(stems) == len(set(stems)) == 15
+    fold_of = {s: i for i, f in enumerate(folds) for s in f}
+    assert fold_of["dup-of-synth000"] == fold_of["synth000"], "near-duplicates stay together"
+    assert fold_of["clip_t00000000"] == fold_of["clip_t00001000"], "frames of one video stay together"
+    assert fold_of["clip_t00000000"] == fold_of["synth001"] == fold_of["synth002"]
+    assert all(folds), "no empty fold"
+    assert make_folds(ds, 3, seed=0) == folds, "deterministic for a seed"
+    assert any(make_folds(ds, 3, seed=s) != folds for s in (1, 2, 3)), "the seed matters"
+    with pytest.raises(MaskwatchError, match="at least 2"):
+        make_folds(ds, 1)
+    with pytest.raises(MaskwatchError, match="only 15 image"):
+        make_folds(ds, 16)
+
+
+def test_summary_aggregates_the_folds() -> None:
+    rows = [
+        {"fold": 1, "images": 3, "AP": 40.0, "AP50": 80.0, "AP75": 30.0, "per_class": {"a": 50.0, "b": 30.0}},
+        {
+            "fold": 2,
+            "images": 4,
+            "AP": 50.0,
+            "AP50": 90.0,
+            "AP75": 40.0,
+            "per_class": {"a": 60.0, "b": math.nan},
+        },
+        {"fold": 3, "images": 5, "AP": 60.0, "AP50": 85.0, "AP75": 50.0, "per_class": {"a": 70.0, "b": 40.0}},
+    ]
+    s = summarise(rows)
+    assert s["k"] == 3 and s["folds"] == rows
+    assert s["mean"]["AP"] == 50.0 and s["std"]["AP"] == pytest.approx(10.0)  # sample std (ddof=1)
+    assert s["mean"]["AP50"] == pytest.approx(85.0) and s["std"]["AP50"] == pytest.approx(5.0)
+    assert s["mean"]["per_class"]["a"] == 60.0
+    # a class with no ground truth in a fold has no AP there: averaged over the folds that have it
+    assert s["mean"]["per_class"]["b"] == 35.0 and s["std"]["per_class"]["b"] == pytest.approx(7.07, abs=0.01)
+    table = format_cv(s)
+    assert "| mean ± std |" in table and "50.0 ± 10.0" in table and "35.0 ± 7.1" in table
+    assert "nan" in table.splitlines()[4], "fold 2's missing class shows as nan, not 0"
+
+
+@pytest.mark.slow
+def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    extra = make_voc_dataset(tmp_path / "extra", n=3, seed=9)
+    for p in (extra / "images").iterdir():  # distinct stems, so a leak into a held-out fold would show
+        p.rename(p.with_name("x" + p.name))
+    for p in (extra / "annotations").iterdir():
+        p.write_text(p.read_text().replace("<filename>synth", "<filename>xsynth"))
+        p.rename(p.with_name("x" + p.name))
+    args = ["train", "--data", str(base), "--classes", "with_mask,no_mask", "--folds", "3", "--epochs", "1"]
+    args += ["--batch", "2", "--imgsz", "128", "--out", str(tmp_path / "runs"), "--name", "t"]
+    args += [
+        "augment.crop=96",
+        "max_steps_per_epoch=1",
+        "schedule.warmup_steps=1",
+        f"extra=[{{data: {extra}}}]",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    cv = tmp_path / "runs" / "t-cv1"
+    summary = json.loads((cv / "cv.json").read_text())
+    assert summary["k"] == 3 and [r["fold"] for r in summary["folds"]] == [1, 2, 3]
+    held = [s for f in summary["fold_images"] for s in f]
+    assert sorted(held) == sorted(r.stem for r in load_dataset(base)), "only the main base is held out"
+    assert [r["images"] for r in summary["folds"]] == [len(f) for f in summary["fold_images"]]
+    for key in ("AP", "AP50", "AP75"):
+        values = [r[key] for r in summary["folds"]]
+        assert summary["mean"][key] == pytest.approx(np.mean(values), abs=0.01)
+        assert summary["std"][key] == pytest.approx(np.std(values, ddof=1), abs=0.01)
+    assert set(summary["mean"]["per_class"]) == {"with_mask", "no_mask"}
+    for i in (1, 2, 3):
+        run = cv / f"fold{i}"
+        assert (run / "last.pt").is_file() and (run / "config.yaml").is_file()
+        steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["val"] for r in steps if "val" in r] == [{}], "no validation on the held-out fold"
+    assert (cv / "cv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "3-fold cross-validation" in out and "| mean ± std |" in out and str(cv) in out
+    assert summary["config"]["extra"][0]["data"] == str(extra)
+    # each fold trained on the other folds plus the extra source (the checkpoint records its data's hash)
+    main_ds, extra_ds = load_dataset(base), load_dataset(extra)
+    for i in range(3):
+        others = [s for j, f in enumerate(summary["fold_images"]) if j != i for s in f]
+        expected = with_extras(main_ds.subset(others), [extra_ds]).fingerprint()
+        assert torch.load(cv / f"fold{i + 1}" / "last.pt", weights_only=False)["dataset_hash"] == expected
