@@ -14,3 +14,6 @@ from __future__ import annotations
 CONF = 0.5
 #: IoU above which non-maximum suppression drops the lower-scoring of two boxes.
 IOU = 0.4
+#: Minimum score of a pre-label (``maskwatch data prelabel``): lower than :data:`CONF` on purpose, since a
+#: person reviews every box and deleting a false box is cheaper than drawing a missed face.
+PRELABEL_CONF = 0.3

@@ -178,12 +178,13 @@ def test_one_default_operating_point_everywhere() -> None:
 
     args = build_parser().parse_args(["detect", "x.jpg"])
     assert (args.conf, args.iou) == (defaults.CONF, defaults.IOU)
-    assert build_parser().parse_args(["data", "prelabel", "x", "--out", "y"]).conf == defaults.CONF
+    # pre-labels have their own, lower default (a person reviews every box), also in one place
+    assert build_parser().parse_args(["data", "prelabel", "x", "--out", "y"]).conf == defaults.PRELABEL_CONF
     for fn in (detect, Detector.__call__):
         params = inspect.signature(fn).parameters
         assert (params["conf"].default, params["iou"].default) == (defaults.CONF, defaults.IOU)
     assert (DetectOptions().conf, DetectOptions().iou) == (defaults.CONF, defaults.IOU)
-    assert inspect.signature(prelabel).parameters["conf"].default == defaults.CONF
+    assert inspect.signature(prelabel).parameters["conf"].default == defaults.PRELABEL_CONF
     assert OPERATING_CONF == defaults.CONF
 
 

@@ -173,7 +173,9 @@ def test_config_file_errors(tmp_path: Path) -> None:
 
 
 def test_saved_config_round_trips() -> None:
-    cfg = make_config(None, data="d", **parse_overrides(["augment.hsv=[0.1, 0.2, 0.3]", "model.options.focal_gamma=2"]))
+    cfg = make_config(
+        None, data="d", **parse_overrides(["augment.hsv=[0.1, 0.2, 0.3]", "model.options.focal_gamma=2"])
+    )
     text = yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
     assert config_from_dict(yaml.safe_load(text)) == cfg
 

@@ -33,6 +33,7 @@ from maskwatch.data.layout import write_sidecar
 from maskwatch.data.record import Annotation, Dataset
 from maskwatch.data.split import dhash
 from maskwatch.data.voc import integer_box, write_voc
+from maskwatch.defaults import PRELABEL_CONF
 from maskwatch.detections import Detections
 from maskwatch.engine.predict import predict_images
 from maskwatch.errors import MaskwatchError
@@ -143,7 +144,7 @@ def score_images(
 def prelabel(
     images: list[Path],
     detector: Detector,
-    conf: float = 0.3,
+    conf: float = PRELABEL_CONF,
     min_face: float = 0.0,
     select_n: int | None = None,
     by: str = "mixed",

@@ -11,6 +11,7 @@ from pathlib import Path
 from maskwatch.apps.select import STRATEGIES
 from maskwatch.data.formats import FORMATS, load_dataset, save_dataset
 from maskwatch.data.stats import dataset_stats, format_stats
+from maskwatch.defaults import PRELABEL_CONF
 from maskwatch.io import write_json
 
 
@@ -115,7 +116,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--out", required=True, metavar="DIR", help="folder to write (LabelImg layout)")
     pl.add_argument("--model", help="checkpoint or built-in name (default: the built-in default model)")
     pl.add_argument(
-        "--conf", type=float, default=0.3, help="keep detections scoring at least this (default 0.3)"
+        "--conf",
+        type=float,
+        default=PRELABEL_CONF,
+        help=f"keep detections scoring at least this (default {PRELABEL_CONF}: a person reviews every box)",
     )
     pl.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="skip faces smaller than PX")
     pl.add_argument("--select", type=int, metavar="N", help="keep only the N images most worth labelling")
