@@ -24,3 +24,26 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def kaggle(shared: Path) -> Path:
     return shared / "data" / "face-mask-kaggle"
+
+
+@pytest.fixture(scope="session")
+def videos(shared: Path) -> Path:
+    """The unlabelled real clips in ``../shared/videos``."""
+    return shared / "videos"
+
+
+@pytest.fixture(scope="session")
+def dev_model(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development checkpoint (a real face detector, class head nudged by seeded noise), built once."""
+    from tests.media import make_dev_checkpoint
+
+    return make_dev_checkpoint(shared, tmp_path_factory.mktemp("model") / "dev.pt")
+
+
+@pytest.fixture(scope="session")
+def dev_onnx(dev_model: Path) -> Path:
+    """The same model exported once, so runs on the ONNX backend do not each pay for an export."""
+    from maskwatch.models.onnx_backend import export_onnx
+    from maskwatch.models.registry import load_detector
+
+    return export_onnx(load_detector(dev_model), dev_model.with_suffix(".onnx"))

@@ -18,7 +18,7 @@ from maskwatch.models.onnx_backend import OnnxPredictor
 from maskwatch.models.registry import load_detector
 from maskwatch.models.retinaface import LEVELS, batch_tensor, letterbox, make_anchors
 from maskwatch.models.runtime import load_predictor
-from tests.test_video import make_dev_checkpoint
+from tests.media import make_dev_checkpoint
 
 IMAGES = ["maksssksksss0.jpg", "maksssksksss10.jpg", "maksssksksss100.jpg", "maksssksksss106.jpg"]
 SQUARE = "maksssksksss109.jpg"  # 400x400
