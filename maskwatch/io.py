@@ -223,8 +223,8 @@ def load_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise MaskwatchError(f"{path}: image not found")
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
+        with Image.open(path) as opened:
+            im: Image.Image = ImageOps.exif_transpose(opened)
             if im.mode.startswith("I;16") or im.mode == "I":
                 # 16-bit grayscale: Pillow's convert("RGB") clips at 255 instead of scaling (a white image)
                 gray = (np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).round().astype(np.uint8)

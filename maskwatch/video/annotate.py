@@ -95,7 +95,14 @@ class Annotator:
         sizes = [label_size(t, scale, thick) for t in texts]
         rects = place_labels(boxes, sizes, out.shape[1], out.shape[0])  # type: ignore[arg-type]
         for i, (text, rect) in enumerate(zip(texts, rects, strict=True)):
-            _label(out, text, rect, self.colors[dets.class_id[i]], scale, thick)
+            color = self.colors[dets.class_id[i]]
+            x1, y1, _x2, y2 = boxes[i]
+            if rect[3] != y1 and rect[1] not in (y1, y2):  # moved away to make room: a leader to its box
+                ly = rect[3] if rect[3] < y1 else rect[1]
+                cv2.line(
+                    out, (rect[0], ly), (x1, y1 if ly < y1 else y2), color, max(1, thick // 2), cv2.LINE_AA
+                )
+            _label(out, text, rect, color, scale, thick)
         if self.overlay:
             counts = dets.counts()
             parts = ([f"{fps:.1f} FPS"] if fps else []) + [f"{k} {v}" for k, v in counts.items()]

@@ -476,7 +476,7 @@ def detect(
                 path, option, src.inputs, folder=option == "--save-txt" or (option == "--output" and images)
             )
             key = str(Path(path).resolve()) if not is_stream(path) else str(path)
-            if key in seen and str(path) != "-":
+            if key in seen:  # two outputs into one file, or both on stdout, would interleave
                 raise MaskwatchError(f"{option} {path}: is also {seen[key]}; give each output its own path")
             seen[key] = option
         if output is not None:

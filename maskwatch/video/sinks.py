@@ -255,8 +255,8 @@ class FolderSink(Sink):
 
     def __init__(self, path: str | Path, what: str) -> None:
         self.path = self.target = Path(path)
-        if self.path.is_file():
-            raise MaskwatchError(f"{self.path}: is a file; {what} is a folder")
+        if self.path.is_file() or is_stream(path):
+            raise MaskwatchError(f"{self.path}: is not a folder; {what} is a folder")
         check_replaceable(self.path)
         self._pending: _Pending | None = None
         self._used: set[str] = set()

@@ -151,9 +151,10 @@ class VideoFileSource(Source):
         self.stream.thread_type = "AUTO"  # FFmpeg frame threads: decoding keeps up with the model
         self.rate = self.stream.average_rate or self.stream.guessed_rate or DEFAULT_FPS
         self.size = (self.stream.width, self.stream.height)
-        duration = float(self.stream.duration * self.stream.time_base) if self.stream.duration else None
+        base = self.stream.time_base
+        duration = float(self.stream.duration * base) if self.stream.duration and base else None
         self.total = self.stream.frames or (round(duration * float(self.rate)) if duration else None)
-        self._start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
+        self._start = float(self.stream.start_time * base) if self.stream.start_time and base else 0.0
         self._lock = threading.Lock()
         self._closed = self._iterating = False
         self._frames = self.container.decode(self.stream)
