@@ -165,6 +165,7 @@ def _detect_cmd(dev_model: Path, source: Path, *extra: str) -> list[str]:
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow
 def test_jsonl_to_stdout_streams_and_survives_head(dev_model: Path, videos: Path, tmp_path: Path) -> None:
     """``--jsonl -`` writes clean JSONL on stdout (the report goes to stderr), line by line: a reader that
     takes one line and leaves (``| head -1``) ends the run quietly, long before the clip's end."""
@@ -212,7 +213,7 @@ def test_named_pipe_reader_gets_lines(dev_model: Path, imgs: Path, tmp_path: Pat
     assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["detections.fifo", "imgs"]
 
 
-@pytest.mark.parametrize("device", ["/dev/stdout", "/dev/null"])
+@pytest.mark.parametrize("device", ["/dev/stdout", pytest.param("/dev/null", marks=pytest.mark.slow)])
 def test_link_to_a_device_stays_a_link(device: str, dev_model: Path, imgs: Path, tmp_path: Path) -> None:
     """As ``--jsonl /dev/stdout`` run as root would: the link to the device is written through, not
     replaced (tested through a link of our own, so a regression cannot break this machine's /dev)."""
