@@ -184,7 +184,7 @@ class VideoFileSource(Source):
                     return
         except (av.FFmpegError, OSError, ValueError) as e:
             # A truncated or damaged file: keep what was decoded instead of losing the whole run.
-            reason = f"; {_ffmpeg_message(e)}"
+            reason = f" ({_ffmpeg_message(e)})"
         finally:
             self.container.close()
         # Only a natural end gets here: was everything the container announced decoded?
@@ -193,7 +193,7 @@ class VideoFileSource(Source):
         if self.total and (decoded < self.total if exact else decoded < 0.98 * self.total - 1):
             self.truncated = (decoded, self.total)
             log.warning(
-                "%s: decoded %d of %d frames (file truncated?%s)", self.path, decoded, self.total, reason
+                "%s: decoded %d of %d frames (file truncated?)%s", self.path, decoded, self.total, reason
             )
         elif reason:
             log.warning("%s: decoding stopped at frame %d%s", self.path, decoded, reason)
