@@ -1,7 +1,10 @@
-"""File helpers shared by every layer: atomic writes and robust image loading.
+"""File helpers shared by every layer: atomic writes, output checks and robust image loading.
 
 Outputs are written to a temporary name beside the target and renamed, so an interrupted or failed
-run never leaves a half-written file behind.
+run never leaves a half-written file behind. The rules that keep a user's data safe live here, once, for
+every command: an output may not be, contain or lie inside an input (:func:`check_output`); a folder is
+replaced only if it is empty or maskwatch wrote it (:func:`check_replaceable`); pipes, devices and ``-``
+are streamed to directly, never renamed over (:func:`open_output`).
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import contextlib
 import json
 import os
 import shutil
+import stat
+import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -25,6 +30,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: mkstemp creates 0600 files, outputs should get the usual permissions
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+#: written into every output folder maskwatch builds that has no marker of its own, so a later run may
+#: replace that folder (and only such a folder) without asking
+OUTPUT_MARKER = ".maskwatch-output"
 
 T = TypeVar("T")
 
@@ -78,6 +87,95 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def is_stream(path: str | Path) -> bool:
+    """Whether ``path`` is written to directly instead of atomically: ``-`` (stdout), or something that
+    exists and is neither a regular file nor a folder (a named pipe, ``/dev/stdout``, ``/dev/null``).
+
+    Renaming a temporary file over those would replace the pipe or device link with a regular file (its
+    reader gets nothing; as root, ``/dev/stdout`` is gone), so they are streamed to line by line instead.
+    """
+    if str(path) == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode  # follows links: /dev/stdout -> the pipe or terminal behind it
+    except OSError:
+        return False
+    if str(path).startswith(("/dev/", "/proc/")):
+        return True  # /dev/stdout redirected to a file: append to that file, never rename over the link
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+@contextlib.contextmanager
+def open_output(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """:func:`atomic_write` for a regular file; a stream (see :func:`is_stream`) is opened for appending
+    and written to as it goes (``-`` is stdout), so ``--jsonl - | jq`` sees each line when it is written."""
+    if not is_stream(path):
+        with atomic_write(path, mode, encoding) as f:
+            yield f
+        return
+    if str(path) == "-":
+        out: IO[Any] = sys.stdout.buffer if "b" in mode else sys.stdout
+        yield out
+        out.flush()
+        return
+    with open(path, mode.replace("w", "a"), encoding=None if "b" in mode else encoding) as f:
+        yield f
+
+
+def check_output(
+    path: str | Path | None,
+    option: str,
+    inputs: Sequence[str | Path] = (),
+    folder: bool = False,
+) -> None:
+    """Refuse an output before any work: one that is, contains or lies inside an input (after resolving
+    links and ``..``), one of the wrong kind (a folder where a file goes or the reverse), and one that
+    cannot be written (its nearest existing parent is a file, or no file can be created there).
+
+    Writability is tested by creating and removing a temporary file, because permission bits do not
+    tell (root ignores them; a read-only mount or ``/proc`` refuses root too).
+    """
+    if path is None or is_stream(path):
+        return
+    out = Path(os.path.abspath(path)).resolve()
+    for src in inputs:
+        inp = Path(os.path.abspath(src)).resolve()
+        if out == inp:
+            raise MaskwatchError(f"{option} {path}: is the input {src}; write the output elsewhere")
+        if out in inp.parents:
+            raise MaskwatchError(f"{option} {path}: contains the input {src}; write the output elsewhere")
+        if inp in out.parents:
+            raise MaskwatchError(f"{option} {path}: lies inside the input {src}; write the output elsewhere")
+    if folder and out.is_file():
+        raise MaskwatchError(f"{option} {path}: is a file; a folder is expected here")
+    if not folder and out.is_dir():
+        raise MaskwatchError(f"{option} {path}: is a folder; a file name is expected here")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise MaskwatchError(f"{option} {path}: cannot be written ({parent} is a file, not a folder)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".maskwatch-probe.", dir=parent)
+    except OSError as e:
+        raise MaskwatchError(f"{option} {path}: cannot be written ({e.strerror} in {parent})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_replaceable(path: str | Path, marker: str = OUTPUT_MARKER) -> None:
+    """Refuse to replace a folder maskwatch did not write: it may be replaced only if it is empty or holds
+    ``marker`` (a file maskwatch puts in every folder it writes). One rule for every command, so no run
+    ever deletes a user's own files."""
+    path = Path(path)
+    if path.is_file():
+        raise MaskwatchError(f"{path}: exists and is a file; give a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
+        raise MaskwatchError(
+            f"{path}: exists and was not written by maskwatch (no {marker}); choose a new or empty folder"
+        )
+
+
 def link_or_copy(src: str | Path, dst: str | Path, copy: bool = False) -> None:
     """Put ``src``'s bytes at ``dst`` without re-encoding: a hard link (no space, instant) where the
     filesystem allows it, else a byte copy. ``copy=True`` always copies, for a base that will be edited in
@@ -97,8 +195,8 @@ def link_or_copy(src: str | Path, dst: str | Path, copy: bool = False) -> None:
 
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
-    """Write JSON atomically."""
-    with atomic_write(path) as f:
+    """Write JSON atomically (or straight into a pipe, a device or ``-``)."""
+    with open_output(path) as f:
         json.dump(obj, f, indent=indent)
         f.write("\n")
 

@@ -31,3 +31,26 @@ def kaggle(shared: Path) -> Path:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Cached ONNX exports of test checkpoints go to a temporary folder, not the user's ~/.cache."""
     os.environ["MASKWATCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def videos(shared: Path) -> Path:
+    """The unlabelled real clips in ``../shared/videos``."""
+    return shared / "videos"
+
+
+@pytest.fixture(scope="session")
+def dev_model(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development checkpoint (a real face detector, class head nudged by seeded noise), built once."""
+    from tests.media import make_dev_checkpoint
+
+    return make_dev_checkpoint(shared, tmp_path_factory.mktemp("model") / "dev.pt")
+
+
+@pytest.fixture(scope="session")
+def dev_onnx(dev_model: Path) -> Path:
+    """The same model exported once, so runs on the ONNX backend do not each pay for an export."""
+    from maskwatch.models.export import export_onnx
+    from maskwatch.models.registry import load_detector
+
+    return export_onnx(load_detector(dev_model), dev_model.with_suffix(".onnx"))

@@ -235,7 +235,7 @@ def test_out_refuses_to_replace_an_unrelated_folder(
 ) -> None:
     (tmp_path / "keep.txt").write_text("precious")
     assert run(*eval_args(voc, write(tmp_path / "p.json", perfect()), "--out", tmp_path)) == 1
-    assert "not an earlier 'maskwatch eval' output folder" in capsys.readouterr().err
+    assert "was not written by maskwatch (no metrics.json)" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "precious"
 
 
@@ -286,7 +286,7 @@ def test_bad_options_are_one_line_errors(voc: Path, tmp_path: Path, capsys: pyte
         (["--conf", "2"], "--conf 2"),
         (["--iou-thr", "0"], "--iou-thr 0: must be in (0, 1]"),
         (["--bootstrap", "1"], "--bootstrap 1: must be 0 (off) or at least 2"),
-        (["--json", tmp_path], "is a folder; give a file name"),
+        (["--json", tmp_path], "contains the input"),  # the folder holding p.json
         (["--model", "x.pt"], "not allowed with argument"),
     ):
         assert run(*eval_args(voc, preds, *extra)) == 1
@@ -458,7 +458,10 @@ def test_unwritable_out_is_refused_before_the_model_is_loaded(
     assert run(*base, "--out", tmp_path / "file" / "out") == 1
     err = capsys.readouterr().err
     where = tmp_path / "file"
-    assert err == f"maskwatch: error: --out {where / 'out'}: {where} is a file, not a folder\n"
+    assert (
+        err
+        == f"maskwatch: error: --out {where / 'out'}: cannot be written ({where} is a file, not a folder)\n"
+    )
     assert run(*base, "--json", tmp_path / "file" / "deeper" / "m.json") == 1
     assert "is a file, not a folder" in capsys.readouterr().err
 
@@ -483,6 +486,6 @@ def test_read_only_out_folder_is_refused_before_the_model_is_loaded(
             locked / "o",
         ]
         assert run(*args) == 1
-        assert f"cannot write in {locked}" in capsys.readouterr().err
+        assert f"in {locked})" in capsys.readouterr().err
     finally:
         locked.chmod(0o755)

@@ -18,7 +18,7 @@ from maskwatch.models.registry import load_detector
 from maskwatch.models.retinaface import LEVELS, batch_tensor, letterbox, make_anchors
 from maskwatch.predict import load_predictor
 from maskwatch.predict.onnx import OnnxPredictor
-from tests.test_video import make_dev_checkpoint
+from tests.media import make_dev_checkpoint
 
 IMAGES = ["maksssksksss0.jpg", "maksssksksss10.jpg", "maksssksksss100.jpg", "maksssksksss106.jpg"]
 SQUARE = "maksssksksss109.jpg"  # 400x400

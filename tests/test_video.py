@@ -10,66 +10,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-import torch
 
 from maskwatch.cli import main
-from maskwatch.models.registry import build_detector, packaged_weights
-from tests.conftest import ROOT
-
-
-def make_dev_checkpoint(shared: Path, path: Path) -> Path:
-    """A real face detector whose with_mask / no_mask logits differ by seeded noise (the face weights
-    alone give both classes the same logit, which would make every label a tie)."""
-    det = build_detector("maskface-mnet", ["with_mask", "no_mask"])
-    det.load_face_weights(shared / "weights/retinaface-mobilenet0.25/mobilenet0.25_Final.pth")
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for head in det.model.ClassHead:
-            head.conv1x1.weight.add_(torch.randn(head.conv1x1.weight.shape, generator=gen) * 0.05)
-    det.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def dev_model(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dev_checkpoint(shared, tmp_path_factory.mktemp("model") / "dev.pt")
-
-
-@pytest.fixture(scope="module")
-def dev_onnx(dev_model: Path) -> Path:
-    """The same model exported once, so runs on the ONNX backend do not each pay for an export."""
-    from maskwatch.models.export import export_onnx
-    from maskwatch.models.registry import load_detector
-
-    return export_onnx(load_detector(dev_model), dev_model.with_suffix(".onnx"))
-
-
-@pytest.fixture(scope="module")
-def videos(shared: Path) -> Path:
-    return shared / "videos"
-
-
-def read_video(path: Path) -> tuple[int, tuple[int, int], float]:
-    """Frame count (by decoding every frame), size and frame rate, as a player sees them."""
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        n = sum(1 for _ in c.decode(s))
-        return n, (s.width, s.height), float(s.average_rate)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+from maskwatch.io import OUTPUT_MARKER
+from maskwatch.models.registry import packaged_weights
+from tests.media import read_jsonl, read_video
 
 
 def test_video_outputs_match_input(dev_onnx: Path, videos: Path, tmp_path: Path) -> None:
@@ -124,7 +74,7 @@ def test_images_glob_and_folder(dev_model: Path, kaggle: Path, tmp_path: Path) -
     rc = main(["-q", "detect", pattern, "--model", str(dev_model), "--output", str(out), *args])
     assert rc == 0
     names = [f"maksssksksss{i}.jpg" for i in (10, 11, 12)]
-    assert sorted(p.name for p in out.iterdir()) == names
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, OUTPUT_MARKER])
     for name in names:
         assert cv2.imread(str(out / name)).shape == cv2.imread(str(kaggle / "images" / name)).shape
     lines = read_jsonl(tmp_path / "i.jsonl")
@@ -159,30 +109,3 @@ def test_bad_input_is_one_line(kind: str, tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("maskwatch: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert source in err
     assert not out.exists() and not (tmp_path / "d.jsonl").exists()
-
-
-def test_ctrl_c_finalises_outputs(dev_model: Path, videos: Path, tmp_path: Path) -> None:
-    """SIGINT mid-run: exit 130, and the video, JSONL and summary are complete and agree up to the last
-    processed frame (the video plays: every frame decodes)."""
-    out, jsonl, report = tmp_path / "out.mp4", tmp_path / "d.jsonl", tmp_path / "s.json"
-    cmd = [sys.executable, "-m", "maskwatch", "-q", "detect", str(videos / "group-mask-960x506.mp4")]
-    cmd += ["--model", str(dev_model), "--backend", "torch", "--imgsz", "320"]
-    cmd += ["--output", str(out), "--jsonl", str(jsonl), "--summary", str(report)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until frames are being written
-        tmp = list(tmp_path.glob(".d.jsonl.*.tmp"))
-        if tmp and tmp[0].stat().st_size > 2000:
-            break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    lines = read_jsonl(jsonl)
-    summary = json.loads(report.read_text())
-    n_in = read_video(videos / "group-mask-960x506.mp4")[0]
-    assert summary["interrupted"] and 0 < summary["frames"] < n_in
-    assert [r["frame"] for r in lines] == list(range(summary["frames"]))
-    assert read_video(out)[0] == summary["frames"]
-    assert "Traceback" not in err

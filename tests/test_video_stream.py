@@ -19,7 +19,7 @@ import cv2
 import pytest
 
 from maskwatch.video.pipeline import detect
-from tests.test_video import make_dev_checkpoint, read_jsonl, read_video
+from tests.media import read_jsonl, read_video
 
 
 class MjpegServer:
@@ -70,11 +70,6 @@ def jpegs(shared: Path) -> list[bytes]:
             bgr = cv2.resize(frame.to_ndarray(format="bgr24"), (640, 360), interpolation=cv2.INTER_AREA)
             out.append(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
     return out
-
-
-@pytest.fixture(scope="module")
-def dev_model(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dev_checkpoint(shared, tmp_path_factory.mktemp("model") / "dev.pt")
 
 
 @pytest.fixture

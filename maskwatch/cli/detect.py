@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from maskwatch.defaults import CONF, IOU
 
@@ -12,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect",
         help="detect masked and unmasked faces in images, videos and streams",
-        description="Detect faces with and without a mask. Ctrl-C (or a stream that ends) stops cleanly: "
+        description="Detect faces with and without a mask. Ctrl-C, SIGTERM, SIGHUP (or a stream that ends) "
+        "stop cleanly: "
         "outputs are complete up to the last processed frame. Exit status: 0 done, 1 bad input, "
         "130 a file run interrupted before its end.",
     )
@@ -24,10 +26,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the sample images shipped with maskwatch)",
     )
     p.add_argument("--model", help="built-in name, .pt checkpoint or exported .onnx (default: maskface-mnet)")
-    p.add_argument("-o", "--output", help="annotated video (.mp4) for videos/streams, a folder for images")
-    p.add_argument("--jsonl", help="one JSON line per frame with its detections")
-    p.add_argument("--csv", help="one CSV row per detection")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="annotated video (.mp4) for videos/streams, a folder for images (an existing folder is replaced "
+        "only if empty or written by maskwatch); never an input, nor inside or around one",
+    )
+    p.add_argument("--jsonl", help="one JSON line per frame with its detections ('-': stdout, streamed)")
+    p.add_argument("--csv", help="one CSV row per detection ('-': stdout)")
     p.add_argument("--summary", help="write the end-of-run report as JSON")
+    p.add_argument(
+        "--save-txt",
+        metavar="DIR",
+        help="YOLO labels into DIR: <image stem>.txt, or <video stem>_<frame>.txt, lines 'class cx cy w h' "
+        "normalised (frames without detections get no file)",
+    )
+    p.add_argument("--save-conf", action="store_true", help="with --save-txt: append the score to each line")
+    p.add_argument("--classes", nargs="+", metavar="NAME", help="keep only these classes (e.g. no_mask)")
+    p.add_argument(
+        "--vid-stride", type=int, default=1, metavar="N", help="videos/streams: process every N-th frame"
+    )
     p.add_argument("--conf", type=float, default=CONF, help=f"minimum score (default {CONF})")
     p.add_argument("--iou", type=float, default=IOU, help=f"NMS IoU threshold (default {IOU})")
     p.add_argument("--imgsz", type=int, help="network input long side (default: the model's)")
@@ -64,12 +82,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maskwatch.errors import MaskwatchError
+    from maskwatch.io import is_stream
     from maskwatch.video.pipeline import detect
 
     if not 0 <= args.conf <= 1 or not 0 < args.iou <= 1:
         raise MaskwatchError("--conf must be in [0, 1] and --iou in (0, 1]")
     if args.imgsz is not None and args.imgsz < 32:
         raise MaskwatchError(f"--imgsz {args.imgsz}: must be at least 32")
+    if args.save_conf and args.save_txt is None:
+        raise MaskwatchError("--save-conf needs --save-txt")
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
     if args.source is None:
         from maskwatch.assets import sample_dir
@@ -96,7 +117,12 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         reconnect=args.reconnect,
         progress=not quiet,
+        save_txt=args.save_txt,
+        save_conf=args.save_conf,
+        classes=args.classes,
+        vid_stride=args.vid_stride,
     )
-    if not quiet:
-        print(summary.text())
+    if not quiet:  # stdout may be carrying --jsonl -: the report then goes to stderr, as logs do
+        outputs = (args.jsonl, args.csv, args.summary)
+        print(summary.text(), file=sys.stderr if any(o and is_stream(o) for o in outputs) else sys.stdout)
     return 130 if summary.interrupted and not summary.live else 0

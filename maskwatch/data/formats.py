@@ -30,7 +30,7 @@ from maskwatch.data.record import Dataset, classes_in_order
 from maskwatch.data.voc import read_voc, voc_xml_files, write_voc
 from maskwatch.data.yolo import is_yolo_dir, read_yolo, write_yolo
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import atomic_dir
+from maskwatch.io import atomic_dir, check_replaceable
 
 log = logging.getLogger("maskwatch")
 
@@ -104,17 +104,15 @@ def load_dataset(
 
 
 def check_destination(ds: Dataset, dst: Path) -> None:
-    """Refuse to replace what is not ours: a folder without a sidecar, or one holding the source."""
+    """Refuse to replace what is not ours: a folder holding the source, or one maskwatch did not write
+    (the one rule of :func:`~maskwatch.io.check_replaceable`; the sidecar is a data folder's marker)."""
     if dst.is_file():
         raise MaskwatchError(f"{dst}: exists and is a file; give a folder")
     inside = os.path.abspath(dst) + os.sep
     for r in ds:
         if os.path.abspath(r.image).startswith(inside):
             raise MaskwatchError(f"{dst}: holds the source image {r.image}; write to another folder")
-    if dst.is_dir() and any(dst.iterdir()) and not (dst / SIDECAR).is_file():
-        raise MaskwatchError(
-            f"{dst}: exists and was not written by maskwatch (no {SIDECAR}); choose a new folder"
-        )
+    check_replaceable(dst, marker=SIDECAR)
 
 
 def save_dataset(ds: Dataset, dst: str | Path, format: str, copy_images: bool = False) -> Path:

@@ -24,9 +24,9 @@ from maskwatch.engine.evaluate import (
     predict_dataset,
 )
 from maskwatch.engine.predictions import image_index, read_predictions
-from maskwatch.engine.report import check_json_path, check_out_dir, write_outputs
+from maskwatch.engine.report import check_out_dir, write_outputs
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import write_json
+from maskwatch.io import check_output, write_json
 from maskwatch.models.names import DEFAULT_MODEL
 
 log = logging.getLogger("maskwatch")
@@ -64,10 +64,10 @@ def run_eval(
         raise MaskwatchError("--gallery must be >= 0 and --batch >= 1")
     if model is not None and predictions is not None:
         raise MaskwatchError("give a model or a predictions file, not both")
+    inputs = [p for p in (data, predictions, split) if p is not None]
     if out is not None:
-        check_out_dir(Path(out))
-    if json_path is not None:
-        check_json_path(Path(json_path))
+        check_out_dir(Path(out), inputs)
+    check_output(json_path, "--json", inputs)
     mapping = parse_merge(merge)
     full = load_dataset(data, format, merge, require_images=predictions is None)
     ds = full.subset(select_split(Path(split))) if split is not None else full

@@ -11,9 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +23,7 @@ from maskwatch.data.record import Dataset
 from maskwatch.detections import Detections
 from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, Confusion, ImageMatch
 from maskwatch.engine.evaluate import SUMMARY_KEYS, EvalReport, EvalRun, mean_precision
-from maskwatch.errors import MaskwatchError
-from maskwatch.io import atomic_dir, load_image, write_json
+from maskwatch.io import atomic_dir, check_output, check_replaceable, load_image, write_json
 
 RESULTS_FILE = "coco_instances_results.json"  # the name Detectron2 gives it
 RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
@@ -332,34 +329,11 @@ img{{max-width:100%;border:1px solid #ccc}}
     return len(ranked)
 
 
-def check_writable(path: Path, option: str) -> None:
-    """Find an output that cannot be written (a read-only folder, a path under a file) before minutes of
-    inference, not after: the nearest existing folder above ``path`` must take a new file."""
-    above = path.absolute().parent
-    while not above.exists():
-        above = above.parent
-    if not above.is_dir():
-        raise MaskwatchError(f"{option} {path}: {above} is a file, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".maskwatch-probe.", dir=above)
-    except OSError as e:
-        raise MaskwatchError(f"{option} {path}: cannot write in {above} ({e.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
-
-
-def check_out_dir(path: Path) -> None:
-    """Replace only an earlier ``--out`` folder (or an empty one): ``--out .`` must not wipe a tree."""
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / METRICS_FILE).is_file())):
-        raise MaskwatchError(f"--out {path}: exists and is not an earlier 'maskwatch eval' output folder")
-    check_writable(path, "--out")
-
-
-def check_json_path(path: Path) -> None:
-    """``--json`` must name a file that can be written."""
-    if path.is_dir():
-        raise MaskwatchError(f"--json {path}: is a folder; give a file name")
-    check_writable(path, "--json")
+def check_out_dir(path: Path, inputs: Sequence[str | Path] = ()) -> None:
+    """Replace only an earlier ``--out`` folder (its ``metrics.json`` is the marker) or an empty one, never
+    an input, and find an unwritable place before minutes of inference (:mod:`maskwatch.io`'s one rule)."""
+    check_replaceable(path, marker=METRICS_FILE)
+    check_output(path, "--out", inputs, folder=True)
 
 
 def write_outputs(

@@ -9,13 +9,15 @@ in parallel and the model is not kept waiting for I/O. The queues are bounded, s
 decoding instead of filling memory. With ``realtime`` the input queue keeps only the newest frame: a live
 source is never fallen behind, and every frame the model skips is counted as dropped. Inference runs in
 the main thread so Ctrl-C lands there: the run then stops taking frames, the encoder drains what it has,
-and every output is finalised, the same way as when a stream ends.
+and every output is finalised, the same way as when a stream ends. SIGTERM (``docker stop``,
+``systemctl stop``, ``timeout``) and SIGHUP (a closed terminal) are treated as Ctrl-C.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import signal
 import sys
 import threading
 import time
@@ -24,14 +26,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from maskwatch.defaults import CONF, IOU
 from maskwatch.detections import Detections
-from maskwatch.io import write_json
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import check_output, is_stream, write_json
 from maskwatch.predict import Predictor, load_predictor
 from maskwatch.video.annotate import Annotator
-from maskwatch.video.sinks import CsvSink, ImageFolderSink, JsonlSink, Sink, VideoSink, WindowSink
+from maskwatch.video.sinks import (
+    CsvSink,
+    ImageFolderSink,
+    JsonlSink,
+    LabelsSink,
+    Sink,
+    VideoSink,
+    WindowSink,
+)
 from maskwatch.video.sources import Frame, LiveSource, Source, open_source
 from maskwatch.video.tracker import FaceTracker
 
@@ -115,6 +127,10 @@ class DetectOptions:
     max_frames: int | None = None
     progress: bool = True
     queue_size: int = 8
+    #: keep only these class ids (``--classes``); None keeps all
+    classes: tuple[int, ...] | None = None
+    #: process every N-th frame of a video or stream (``--vid-stride``)
+    vid_stride: int = 1
 
 
 @dataclass
@@ -139,6 +155,8 @@ class RunSummary:
     gaps: list[dict[str, float]] = field(default_factory=list)
     interrupted: bool = False
     outputs: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    truncated: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.labels = self.labels or dict.fromkeys(self.class_names, 0)
@@ -182,6 +200,10 @@ class RunSummary:
             out["people"] = {"total": sum(self.people.values()), **self.people}
         if self.gaps:
             out["gaps"] = self.gaps
+        if self.skipped:
+            out["skipped_files"] = {"count": len(self.skipped), "files": self.skipped}
+        if self.truncated is not None:
+            out["truncated"] = {"decoded": self.truncated[0], "expected": self.truncated[1]}
         out["interrupted"] = self.interrupted
         out["outputs"] = self.outputs
         return out
@@ -204,6 +226,10 @@ class RunSummary:
             lines.append(
                 f"{len(self.gaps)} reconnects, {sum(g['seconds'] for g in self.gaps):.1f} s without frames"
             )
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} unreadable files skipped")
+        if self.truncated is not None:
+            lines.append(f"decoded {self.truncated[0]} of {self.truncated[1]} frames (file truncated?)")
         lines += [f"{kind}: {path}" for kind, path in self.outputs.items()]
         return "\n".join(lines)
 
@@ -231,6 +257,7 @@ class DetectionPipeline:
         self._out = FrameQueue(self.options.queue_size)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
+        self._accepting_signals = False
         self.summary = RunSummary(
             source.description, predictor.name, predictor.backend, predictor.class_names, source.live
         )
@@ -240,7 +267,25 @@ class DetectionPipeline:
         self._stop.set()
         self._in.cancel()
 
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        """SIGTERM/SIGHUP: stop like Ctrl-C while frames are processed; while outputs are being finalised,
+        a second signal is ignored rather than allowed to kill the process half-way through a rename."""
+        if self._accepting_signals:
+            self._accepting_signals = False
+            raise KeyboardInterrupt
+        log.warning("%s: already finishing the outputs", signal.Signals(signum).name)
+
     def run(self) -> RunSummary:
+        handled = [signal.SIGTERM, signal.SIGHUP] if hasattr(signal, "SIGHUP") else [signal.SIGTERM]
+        main = threading.current_thread() is threading.main_thread()  # only it may install handlers
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled} if main else {}
+        try:
+            return self._run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> RunSummary:
         threads = [
             threading.Thread(target=self._decode, name="maskwatch-decode", daemon=True),
             threading.Thread(target=self._encode, name="maskwatch-encode", daemon=True),
@@ -249,6 +294,7 @@ class DetectionPipeline:
             t.start()
         start = time.perf_counter()
         try:
+            self._accepting_signals = True
             self._infer()
         except KeyboardInterrupt:
             self.summary.interrupted = True
@@ -256,6 +302,7 @@ class DetectionPipeline:
         except BaseException as e:
             self._errors.append(e)
         finally:
+            self._accepting_signals = False
             self._stop.set()
             self.source.close()
             self._in.cancel()
@@ -268,15 +315,19 @@ class DetectionPipeline:
             self.summary.gaps = self.source.gaps
         if self.tracker is not None:
             self.summary.people = self.tracker.people()
+        self.summary.skipped = list(getattr(self.source, "skipped", []))
+        self.summary.truncated = getattr(self.source, "truncated", None)
         self._finish_sinks()
         return self.summary
 
     def _decode(self) -> None:
-        limit = self.options.max_frames
+        limit, stride = self.options.max_frames, self.options.vid_stride
         try:
             for frame in self.source:
                 if self._stop.is_set() or (limit is not None and frame.index >= limit):
                     break
+                if stride > 1 and frame.index % stride:
+                    continue
                 if not self._in.put((frame, self.predictor.prepare(frame.image))):
                     break
         except BaseException as e:
@@ -308,10 +359,13 @@ class DetectionPipeline:
                 summary.model_seconds += time.perf_counter() - t
                 if opts.min_face > 0:
                     dets = dets.filter(min_size=opts.min_face)
+                if opts.classes is not None:
+                    dets = dets[np.isin(dets.class_id, opts.classes)]
                 if self.tracker is not None:
                     dets = self.tracker.update(dets)
                 summary.add(frame, dets)
-                if not self._out.put((frame, dets, meter.tick())):
+                fps = meter.tick() if frame.time is not None else None  # no FPS on a still image
+                if not self._out.put((frame, dets, fps)):
                     break  # the encoder failed; its error is in self._errors
                 bar.update(1)
                 if t - last_postfix > 0.5:
@@ -359,8 +413,18 @@ class DetectionPipeline:
             raise self._errors[0]
         for sink in self.sinks:
             sink.close()
-            if sink.path is not None:
+            if sink.path is not None and (is_stream(sink.path) or sink.path.exists()):  # written, not meant
                 self.summary.outputs[type(sink).__name__.removesuffix("Sink").lower()] = str(sink.path)
+
+
+def class_indices(names: Sequence[str], class_names: Sequence[str]) -> tuple[int, ...]:
+    """``--classes no_mask``: class names to the model's indices; an unknown name is a one-line error."""
+    unknown = [n for n in names if n not in class_names]
+    if unknown:
+        raise MaskwatchError(
+            f"--classes {', '.join(unknown)}: unknown class (the model has {', '.join(class_names)})"
+        )
+    return tuple(class_names.index(n) for n in names)
 
 
 def detect(
@@ -384,20 +448,51 @@ def detect(
     max_frames: int | None = None,
     reconnect: float = 30.0,
     progress: bool = True,
+    save_txt: str | Path | None = None,
+    save_conf: bool = False,
+    classes: Sequence[str] | None = None,
+    vid_stride: int = 1,
 ) -> RunSummary:
     """Everything ``maskwatch detect`` does, as one call (see ``maskwatch detect --help``)."""
+    if vid_stride < 1:
+        raise MaskwatchError(f"--vid-stride {vid_stride}: must be at least 1")
+    if max_frames is not None and max_frames < 0:
+        raise MaskwatchError(f"--max-frames {max_frames}: must be at least 0")
     src = open_source(source, reconnect=reconnect)
     sinks: list[Sink] = []
     try:  # outputs are checked before the model loads (an export takes seconds); files appear lazily
+        images = src.kind == "images"
+        named = {
+            "--output": output,
+            "--jsonl": jsonl,
+            "--csv": csv,
+            "--summary": summary,
+            "--save-txt": save_txt,
+        }
+        seen: dict[str, str] = {}
+        for option, path in named.items():
+            if path is None:
+                continue
+            check_output(
+                path, option, src.inputs, folder=option == "--save-txt" or (option == "--output" and images)
+            )
+            key = str(Path(path).resolve()) if not is_stream(path) else str(path)
+            if key in seen:  # two outputs into one file, or both on stdout, would interleave
+                raise MaskwatchError(f"{option} {path}: is also {seen[key]}; give each output its own path")
+            seen[key] = option
         if output is not None:
-            sinks.append(ImageFolderSink(output) if src.kind == "images" else VideoSink(output, src.rate))
+            sinks.append(ImageFolderSink(output) if images else VideoSink(output, src.rate))
         if jsonl is not None:
             sinks.append(JsonlSink(jsonl))
         if csv is not None:
-            sinks.append(CsvSink(csv, with_file=src.kind == "images"))
+            sinks.append(CsvSink(csv, with_file=images))
+        if save_txt is not None:
+            stem = Path(str(source)).stem if src.kind == "video" else src.kind
+            sinks.append(LabelsSink(save_txt, stem, save_conf))
         if show:
             sinks.append(WindowSink())
         predictor = load_predictor(model, backend, device, imgsz)
+        class_ids = None if classes is None else class_indices(classes, predictor.class_names)
     except BaseException:
         src.close()
         raise
@@ -407,7 +502,9 @@ def detect(
         src,
         predictor,
         sinks,
-        DetectOptions(conf, iou, min_face, realtime, max_frames, progress),
+        DetectOptions(
+            conf, iou, min_face, realtime, max_frames, progress, classes=class_ids, vid_stride=vid_stride
+        ),
         Annotator(predictor.class_names, blur=blur),
         FaceTracker(predictor.class_names) if track else None,
     )

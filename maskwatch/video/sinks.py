@@ -1,8 +1,12 @@
-"""Where results go: an annotated video or image folder, a JSONL and a CSV of detections, a window.
+"""Where results go: an annotated video or image folder, a JSONL and a CSV of detections, YOLO label
+files, a window.
 
 Every file sink writes under a temporary name beside its target and renames it in :meth:`Sink.close`, so
-a run that crashes leaves no half-written file, and one that is stopped (Ctrl-C, a stream that ends)
-still leaves complete, playable files up to the last processed frame. :meth:`Sink.abort` discards.
+a run that crashes leaves no half-written file, and one that is stopped (Ctrl-C, SIGTERM, a stream that
+ends) still leaves complete, playable files up to the last processed frame. :meth:`Sink.abort` discards.
+A pipe, a device or ``-`` (stdout) is never renamed over: JSONL and CSV stream into it line by line
+(:func:`~maskwatch.io.open_output`). A folder sink replaces an existing folder only if it is empty or a
+maskwatch output (:func:`~maskwatch.io.check_replaceable`), and marks the folders it writes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import re
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -21,9 +27,10 @@ import av
 import cv2
 import numpy as np
 
+from maskwatch.boxes import xyxy_to_cxcywh
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import atomic_dir, atomic_write
+from maskwatch.io import OUTPUT_MARKER, atomic_dir, check_replaceable, is_stream, open_output
 from maskwatch.video.sources import Frame
 
 log = logging.getLogger(__name__)
@@ -35,6 +42,8 @@ class Sink(abc.ABC):
     #: whether :meth:`write` needs the annotated image (drawn once per frame for all sinks that do)
     needs_image = False
     path: Path | None = None
+    #: set by a sink whose reader has gone (``--jsonl - | head``); the pipeline then stops like Ctrl-C
+    quit = False
 
     @abc.abstractmethod
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None: ...
@@ -72,21 +81,38 @@ class FileSink(Sink):
     path: Path
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = self.target = Path(path)
         if self.path.is_dir():
             raise MaskwatchError(f"{self.path}: is a folder; expected a file name")
+        self.stream = is_stream(path)
         self._pending: _Pending | None = None
 
     def _open(self) -> IO[Any]:
         if self._pending is None:
-            self._pending = _Pending(atomic_write(self.path, self.mode))
+            self._pending = _Pending(open_output(self.target, self.mode))
         return self._pending.target
 
     def close(self) -> None:
-        self._finish()
-        if self._pending is not None:
-            self._pending.commit()
-            self._pending = None
+        if self.quit:  # the reader is gone: there is nothing left to flush into
+            with contextlib.suppress(Exception):
+                self.abort()
+            return
+        try:
+            self._finish()
+            if self._pending is not None:
+                self._pending.commit()
+                self._pending = None
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """A pipe's reader exited (``| head``): stop writing, and point stdout at /dev/null so Python's
+        own flush at exit does not fail on the same pipe."""
+        self.quit = True
+        if str(self.path) == "-":
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
     def abort(self) -> None:
         if self._pending is not None:
@@ -109,9 +135,14 @@ class JsonlSink(FileSink):
         if frame.name is not None:
             record["file"] = frame.name
         record["detections"] = dets.to_list()
-        f = self._open()
-        f.write(json.dumps(record) + "\n")
-        f.flush()
+        if self.quit:
+            return
+        try:
+            f = self._open()
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+        except BrokenPipeError:
+            self._reader_gone()
 
     def _finish(self) -> None:
         self._open()  # a run that processed nothing still leaves an (empty) file
@@ -127,10 +158,17 @@ class CsvSink(FileSink):
         self._writer: Any = None
 
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
-        writer = self._csv_writer()
+        if self.quit:
+            return
         lead = [frame.index, _seconds(frame.time)] + ([frame.name] if self.with_file else [])
-        for d in dets.to_list():
-            writer.writerow([*lead, *d["box"], d["label"], d["score"], d.get("track", "")])
+        try:
+            writer = self._csv_writer()
+            for d in dets.to_list():
+                writer.writerow([*lead, *d["box"], d["label"], d["score"], d.get("track", "")])
+            if self.stream:
+                self._open().flush()
+        except BrokenPipeError:
+            self._reader_gone()
 
     def _csv_writer(self) -> Any:
         if self._writer is None:
@@ -162,6 +200,8 @@ class VideoSink(FileSink):
         self, path: str | Path, rate: Fraction | None, crf: int = 23, preset: str = "veryfast"
     ) -> None:
         super().__init__(path)
+        if self.stream:
+            raise MaskwatchError(f"{path}: an MP4 needs a regular (seekable) file, not a pipe or device")
         self.rate = Fraction(rate or 25).limit_denominator(100000)
         self.options = {"crf": str(crf), "preset": preset}
         self._container: Any = None
@@ -209,41 +249,88 @@ class VideoSink(FileSink):
         super().abort()
 
 
-class ImageFolderSink(Sink):
-    """Annotated images into a folder, under the input's file names, built aside and moved into place."""
+class FolderSink(Sink):
+    """A folder of per-frame files, built under a temporary name and moved into place when complete.
 
-    needs_image = True
+    An existing folder is replaced only if it is empty or carries :data:`~maskwatch.io.OUTPUT_MARKER`
+    (checked here, before any work), and the new folder carries the marker, so the next run may replace it.
+    """
 
     path: Path
 
-    def __init__(self, path: str | Path, quality: int = 95) -> None:
-        self.path = Path(path)
-        if self.path.is_file():
-            raise MaskwatchError(f"{self.path}: is a file; for image sources --output is a folder")
-        self.quality = quality
+    def __init__(self, path: str | Path, what: str) -> None:
+        self.path = self.target = Path(path)
+        if self.path.is_file() or is_stream(path):
+            raise MaskwatchError(f"{self.path}: is not a folder; {what} is a folder")
+        check_replaceable(self.path)
         self._pending: _Pending | None = None
         self._used: set[str] = set()
 
-    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
+    def _file(self, name: str, index: int) -> Path:
+        """Where to write ``name``: a name seen before (the same file name from two folders of a glob)
+        gets the frame index appended instead of overwriting the first."""
         if self._pending is None:
-            self._pending = _Pending(atomic_dir(self.path))
-        folder: Path = self._pending.target
-        name = frame.name or f"frame{frame.index:06d}.jpg"
-        if name in self._used:  # the same name from two folders of a glob
-            name = f"{Path(name).stem}-{frame.index}{Path(name).suffix}"
+            self._pending = _Pending(atomic_dir(self.target))
+            (self._pending.target / OUTPUT_MARKER).write_text("written by maskwatch detect\n")
+        if name in self._used:
+            name = f"{Path(name).stem}-{index}{Path(name).suffix}"
         self._used.add(name)
-        image = frame.image if annotated is None else annotated
-        params = [cv2.IMWRITE_JPEG_QUALITY, self.quality] if name.lower().endswith((".jpg", ".jpeg")) else []
-        if not cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
-            raise MaskwatchError(f"{folder / name}: cannot write the image")
+        return Path(self._pending.target) / name
 
     def close(self) -> None:
         if self._pending is not None:
             self._pending.commit()
+            self._pending = None
 
     def abort(self) -> None:
         if self._pending is not None:
             self._pending.discard()
+            self._pending = None
+
+
+class ImageFolderSink(FolderSink):
+    """Annotated images into a folder, under the input's file names."""
+
+    needs_image = True
+
+    def __init__(self, path: str | Path, quality: int = 95) -> None:
+        super().__init__(path, "for image sources --output")
+        self.quality = quality
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
+        target = self._file(frame.name or f"frame{frame.index:06d}.jpg", frame.index)
+        image = frame.image if annotated is None else annotated
+        params = (
+            [cv2.IMWRITE_JPEG_QUALITY, self.quality] if target.suffix.lower() in (".jpg", ".jpeg") else []
+        )
+        if not cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
+            raise MaskwatchError(f"{target}: cannot write the image")
+
+
+class LabelsSink(FolderSink):
+    """YOLO label files, Ultralytics' ``--save-txt`` convention: one ``<stem>.txt`` per image, or
+    ``<video stem>_<frame>.txt`` per video frame (``frame`` as in the JSONL), each line
+    ``class cx cy w h [conf]`` normalised to [0, 1]. As in Ultralytics, a frame without detections gets
+    no file."""
+
+    def __init__(self, path: str | Path, stem: str = "frame", save_conf: bool = False) -> None:
+        super().__init__(path, "--save-txt")
+        self.stem = stem
+        self.save_conf = save_conf
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None) -> None:
+        if not len(dets):
+            return
+        h, w = frame.image.shape[:2]
+        norm = xyxy_to_cxcywh(dets.xyxy.astype(np.float64)) / [w, h, w, h]
+        lines = []
+        for i in range(len(dets)):
+            fields = [str(int(dets.class_id[i]))] + [f"{v:.6f}" for v in norm[i].tolist()]
+            if self.save_conf:
+                fields.append(f"{float(dets.confidence[i]):.4f}")
+            lines.append(" ".join(fields) + "\n")
+        name = f"{Path(frame.name).stem}.txt" if frame.name else f"{self.stem}_{frame.index}.txt"
+        self._file(name, frame.index).write_text("".join(lines))
 
 
 class WindowSink(Sink):

@@ -6,7 +6,12 @@ and size (for an output video of the same shape) and how many frames to expect (
 
 Files are decoded with PyAV (FFmpeg: every codec, real timestamps, the GIL released while decoding);
 webcams with OpenCV, which knows each platform's camera API. A live source that drops is reopened with
-exponential back-off, and each gap is logged and kept in :attr:`LiveSource.gaps`.
+exponential back-off, and each gap is logged and kept in :attr:`LiveSource.gaps`; a URL whose content
+is a single still image is processed once and ends (decided by FFmpeg's demuxer, not by the URL's name).
+
+What a source could not read is kept for the run summary: unreadable images skipped in a folder
+(:attr:`Source.skipped`), a video that ends before its announced length (:attr:`Source.truncated`).
+An image named explicitly that cannot be read is an error, found before any work.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 
 from maskwatch.data.layout import image_files, is_image
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import IMAGE_EXTENSIONS, load_image
+from maskwatch.io import IMAGE_EXTENSIONS, image_size, load_image
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,12 @@ class Source(abc.ABC):
     rate: Fraction | None = None
     size: tuple[int, int] | None = None
     total: int | None = None
+    #: the files read, so no output may be, contain or lie inside one of them
+    inputs: tuple[Path, ...] = ()
+    #: files skipped as unreadable (a folder or glob of images)
+    skipped: list[str]
+    #: (decoded, announced) frames when a video ended early
+    truncated: tuple[int, int] | None = None
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Frame]: ...
@@ -72,23 +83,35 @@ class Source(abc.ABC):
 
 
 class ImageSource(Source):
-    """Still images in a fixed order; an unreadable one is skipped with a warning, not fatal."""
+    """Still images in a fixed order. In a folder or glob an unreadable image is skipped with a warning
+    and counted; one image named explicitly (``explicit``) must be readable, and is checked on opening."""
 
     kind = "images"
 
-    def __init__(self, paths: list[Path], description: str) -> None:
+    def __init__(
+        self, paths: list[Path], description: str, explicit: bool = False, folder: Path | None = None
+    ) -> None:
         if not paths:
             raise MaskwatchError(f"{description}: no images ({', '.join(IMAGE_EXTENSIONS)})")
         self.paths = paths
         self.description = description
+        self.explicit = explicit
         self.total = len(paths)
+        self.inputs = tuple(paths) + ((folder,) if folder is not None else ())
+        self.skipped = []
+        if explicit:
+            for path in paths:
+                image_size(path)  # the header: an empty or non-image file fails here, before any work
 
     def __iter__(self) -> Iterator[Frame]:
         for i, path in enumerate(self.paths):
             try:
                 image = load_image(path)
             except MaskwatchError as e:
+                if self.explicit:
+                    raise
                 log.warning("skipped: %s", e)
+                self.skipped.append(str(path))
                 continue
             yield Frame(i, None, image, path.name)
 
@@ -114,6 +137,8 @@ class VideoFileSource(Source):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.description = str(self.path)
+        self.inputs = (self.path,)
+        self.skipped = []
         if not self.path.is_file():
             raise MaskwatchError(f"{self.path}: video not found")
         try:
@@ -127,10 +152,10 @@ class VideoFileSource(Source):
         self.stream.thread_type = "AUTO"  # FFmpeg frame threads: decoding keeps up with the model
         self.rate = self.stream.average_rate or self.stream.guessed_rate or DEFAULT_FPS
         self.size = (self.stream.width, self.stream.height)
-        tb = self.stream.time_base
-        duration = float(self.stream.duration * tb) if self.stream.duration and tb else None
+        base = self.stream.time_base
+        duration = float(self.stream.duration * base) if self.stream.duration and base else None
         self.total = self.stream.frames or (round(duration * float(self.rate)) if duration else None)
-        self._start = float(self.stream.start_time * tb) if self.stream.start_time and tb else 0.0
+        self._start = float(self.stream.start_time * base) if self.stream.start_time and base else 0.0
         self._lock = threading.Lock()
         self._closed = self._iterating = False
         self._frames = self.container.decode(self.stream)
@@ -151,18 +176,28 @@ class VideoFileSource(Source):
             if self._closed:
                 return
             self._iterating = True
-        index = 0
+        index, reason = 0, ""
         try:
             for index, frame in enumerate(itertools.chain([self._first], self._frames)):
                 t = frame.time - self._start if frame.time is not None else index / float(self.rate)
                 yield Frame(index, t, frame.to_ndarray(format="rgb24"))
                 if self._closed:
-                    break
+                    return
         except (av.FFmpegError, OSError, ValueError) as e:
             # A truncated or damaged file: keep what was decoded instead of losing the whole run.
-            log.warning("%s: decoding stopped at frame %d (%s)", self.path, index + 1, _ffmpeg_message(e))
+            reason = f" ({_ffmpeg_message(e)})"
         finally:
             self.container.close()
+        # Only a natural end gets here: was everything the container announced decoded?
+        decoded = index + 1
+        exact = bool(self.stream.frames)  # MP4 and MKV count frames; a duration estimate may be off by one
+        if self.total and (decoded < self.total if exact else decoded < 0.98 * self.total - 1):
+            self.truncated = (decoded, self.total)
+            log.warning(
+                "%s: decoded %d of %d frames (file truncated?)%s", self.path, decoded, self.total, reason
+            )
+        elif reason:
+            log.warning("%s: decoding stopped at frame %d%s", self.path, decoded, reason)
 
     def close(self) -> None:
         """Closing the container while another thread decodes from it would crash FFmpeg, so during an
@@ -173,8 +208,28 @@ class VideoFileSource(Source):
                 self.container.close()
 
 
-# An opener connects to a live source: it returns an iterator of RGB frames and the nominal rate.
+class StillImage(Iterator[np.ndarray]):
+    """What an opener returns for a URL whose content is one still image rather than a stream."""
+
+    def __init__(self, image: np.ndarray, name: str) -> None:
+        self.image, self.name, self._done = image, name, False
+
+    def __next__(self) -> np.ndarray:
+        if self._done:
+            raise StopIteration
+        self._done = True
+        return self.image
+
+
+# An opener connects to a live source: it returns an iterator of RGB frames (a StillImage for a URL that
+# serves a picture) and the nominal rate.
 Opener = Callable[[], tuple[Iterator[np.ndarray], Fraction | None]]
+
+
+def _is_still(container: Any) -> bool:
+    """Whether FFmpeg chose a single-picture demuxer (``jpeg_pipe``, ``png_pipe``, ... or ``image2``)."""
+    names = set(container.format.name.split(","))
+    return "image2" in names or any(n.endswith("_pipe") for n in names)
 
 
 class LiveSource(Source):
@@ -204,13 +259,19 @@ class LiveSource(Source):
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.gaps: list[dict[str, float]] = []
+        self.skipped = []
         self._closed = threading.Event()
         self._frames, rate = opener()
         self.rate = rate or DEFAULT_FPS
+        if isinstance(self._frames, StillImage):  # one picture, not a stream: an image source of one
+            self.live, self.kind, self.rate, self.total = False, "images", None, 1
 
     def __iter__(self) -> Iterator[Frame]:
         index, t0 = 0, None
         try:
+            if isinstance(self._frames, StillImage):
+                yield Frame(0, None, self._frames.image, self._frames.name)
+                return
             while not self._closed.is_set():
                 reason = "stream ended"
                 try:
@@ -282,6 +343,15 @@ def url_opener(url: str, timeout: float = 10.0) -> Opener:
             container.close()
             raise MaskwatchError(f"{url}: no video stream")
         stream = container.streams.video[0]
+        if _is_still(container):
+            try:
+                image = next(container.decode(stream)).to_ndarray(format="rgb24")
+            except (StopIteration, av.FFmpegError, OSError, ValueError) as e:
+                raise MaskwatchError(f"{url}: unreadable image ({e})") from None
+            finally:
+                container.close()
+            name = Path(url.split("?", 1)[0].rstrip("/")).name or "image.jpg"
+            return StillImage(image, name), None
 
         def frames() -> Iterator[np.ndarray]:
             try:
@@ -338,10 +408,10 @@ def open_source(spec: str | Path, reconnect: float = 30.0, timeout: float = 10.0
         return LiveSource(url_opener(spec, timeout), spec, "stream", reconnect)
     path = Path(spec)
     if path.is_dir():
-        return ImageSource(sorted(image_files(path), key=_natural_key), spec)
+        return ImageSource(sorted(image_files(path), key=_natural_key), spec, folder=path)
     if path.is_file():
         if path.suffix.lower() in IMAGE_EXTENSIONS:
-            return ImageSource([path], spec)
+            return ImageSource([path], spec, explicit=True)
         return VideoFileSource(path)
     if glob.has_magic(spec):
         matches = [Path(p) for p in glob.glob(spec, recursive=True)]
