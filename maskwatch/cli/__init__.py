@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from maskwatch import __version__
-from maskwatch.cli import data, detect, evaluate, export, train
+from maskwatch.cli import data, detect, evaluate, export, monitor, train
 from maskwatch.errors import MaskwatchError
 
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"maskwatch {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (data, train, evaluate, detect, export):
+    for module in (data, train, evaluate, detect, export, monitor):
         module.register(sub)
     return parser
 

@@ -10,6 +10,16 @@ decoding instead of filling memory. With ``realtime`` the input queue keeps only
 source is never fallen behind, and every frame the model skips is counted as dropped. Inference runs in
 the main thread so Ctrl-C lands there: the run then stops taking frames, the encoder drains what it has,
 and every output is finalised, the same way as when a stream ends.
+
+Applications (``maskwatch monitor``) hook in with two callbacks, both called on the inference thread (keep
+them quick; hand slow work such as database writes or notifications to a queue): ``on_frame(frame,
+detections)`` after each frame is detected and tracked, and ``on_track_end(track)`` when a tracked person
+leaves the view or the run ends. A frame from a live source carries ``timestamp``, its wall-clock time
+(Unix seconds); ``time`` stays seconds since the start (media time for files).
+
+Sinks are opened on the thread that writes them: a sink's constructor only checks its destination, and
+its file, encoder or connection is created on its first ``write`` (the encode thread), because some
+handles may only be used on the thread that made them (a ``sqlite3`` connection refuses any other).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +42,10 @@ from maskwatch.models.runtime import Predictor, load_predictor
 from maskwatch.video.annotate import Annotator
 from maskwatch.video.sinks import CsvSink, ImageFolderSink, JsonlSink, Sink, VideoSink, WindowSink
 from maskwatch.video.sources import Frame, LiveSource, Source, open_source
-from maskwatch.video.tracker import FaceTracker
+from maskwatch.video.tracker import FaceTracker, Track
+
+FrameHook = Callable[[Frame, Detections], None]
+TrackHook = Callable[[Track], None]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +148,7 @@ class RunSummary:
     frames_with_faces: int = 0
     max_faces: int = 0
     people: dict[str, int] | None = None
+    persons: list[dict[str, Any]] = field(default_factory=list)
     gaps: list[dict[str, float]] = field(default_factory=list)
     interrupted: bool = False
     outputs: dict[str, str] = field(default_factory=dict)
@@ -172,13 +186,12 @@ class RunSummary:
             "fps": round(self.fps, 2),
             "model_fps": round(self.model_fps, 2),
             "media_seconds": self.media_seconds,
-            "faces": self.faces,
-            **{name: n for name, n in self.labels.items()},
+            "faces": {"total": self.faces, **self.labels},
             "frames_with_faces": self.frames_with_faces,
             "max_faces_in_frame": self.max_faces,
         }
         if self.people is not None:
-            out["people"] = {"total": sum(self.people.values()), **self.people}
+            out["people"] = {"total": sum(self.people.values()), **self.people, "persons": self.persons}
         if self.gaps:
             out["gaps"] = self.gaps
         out["interrupted"] = self.interrupted
@@ -199,6 +212,12 @@ class RunSummary:
         if self.people is not None:
             people = ", ".join(f"{n} {name}" for name, n in self.people.items())
             lines.append(f"{sum(self.people.values())} people tracked ({people})")
+            lines += [
+                f"  person {p['id']}: unmasked {100 * p['unmasked_share']:.0f}% of {p['frames']} frames "
+                f"(longest stretch {p['longest_unmasked_seconds']:.1f} s)"
+                for p in self.persons
+                if p["unmasked_share"] > 0
+            ]
         if self.gaps:
             lines.append(
                 f"{len(self.gaps)} reconnects, {sum(g['seconds'] for g in self.gaps):.1f} s without frames"
@@ -218,8 +237,13 @@ class DetectionPipeline:
         options: DetectOptions | None = None,
         annotator: Annotator | None = None,
         tracker: FaceTracker | None = None,
+        on_frame: FrameHook | None = None,
+        on_track_end: TrackHook | None = None,
     ) -> None:
         self.source = source
+        self.on_frame = on_frame
+        if tracker is not None and on_track_end is not None:
+            tracker.on_track_end = on_track_end
         self.predictor = predictor
         self.sinks = list(sinks)
         self.options = options or DetectOptions()
@@ -266,7 +290,12 @@ class DetectionPipeline:
         if isinstance(self.source, LiveSource):
             self.summary.gaps = self.source.gaps
         if self.tracker is not None:
+            try:
+                self.tracker.finish()
+            except BaseException as e:  # an application's on_track_end failed
+                self._errors.append(e)
             self.summary.people = self.tracker.people()
+            self.summary.persons = self.tracker.persons()
         self._finish_sinks()
         return self.summary
 
@@ -308,8 +337,10 @@ class DetectionPipeline:
                 if opts.min_face > 0:
                     dets = dets.filter(min_size=opts.min_face)
                 if self.tracker is not None:
-                    dets = self.tracker.update(dets)
+                    dets = self.tracker.update(dets, frame.time)
                 summary.add(frame, dets)
+                if self.on_frame is not None:
+                    self.on_frame(frame, dets)
                 if not self._out.put((frame, dets, meter.tick())):
                     break  # the encoder failed; its error is in self._errors
                 bar.update(1)
@@ -377,14 +408,20 @@ def detect(
     iou: float = 0.4,
     min_face: float = 0.0,
     track: bool = False,
+    min_unmasked: float = 1.0,
     blur: bool = False,
     realtime: bool = False,
     show: bool = False,
     max_frames: int | None = None,
     reconnect: float = 30.0,
     progress: bool = True,
+    on_frame: FrameHook | None = None,
+    on_track_end: TrackHook | None = None,
 ) -> RunSummary:
-    """Everything ``maskwatch detect`` does, as one call (see ``maskwatch detect --help``)."""
+    """Everything ``maskwatch detect`` does, as one call (see ``maskwatch detect --help``).
+
+    With ``track``, a person counts as unmasked after ``min_unmasked`` seconds voted no_mask in a row;
+    ``on_frame`` and ``on_track_end`` are the pipeline's hooks (see the module docstring)."""
     src = open_source(source, reconnect=reconnect)
     sinks: list[Sink] = []
     try:  # outputs are checked before the model loads (an export takes seconds); files appear lazily
@@ -408,7 +445,11 @@ def detect(
         sinks,
         DetectOptions(conf, iou, min_face, realtime, max_frames, progress),
         Annotator(predictor.class_names, blur=blur),
-        FaceTracker(predictor.class_names) if track else None,
+        FaceTracker(predictor.class_names, min_unmasked=min_unmasked, fps=float(src.rate or 25))
+        if track
+        else None,
+        on_frame,
+        on_track_end,
     )
     result = pipeline.run()
     if summary is not None:
