@@ -143,7 +143,8 @@ class Store:
         self.dialect = engine.dialect.name
 
     def _insert(self, table: sa.Table) -> Any:
-        """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
+        """INSERT … ON CONFLICT DO NOTHING in this database's dialect (with RETURNING to learn whether a
+        row went in: ``rowcount`` is not reliable for it across drivers)."""
         if self.dialect == "postgresql":
             return postgresql.insert(table).on_conflict_do_nothing()
         if self.dialect == "sqlite":
@@ -158,7 +159,8 @@ class Store:
         if conn is None:
             with self.engine.begin() as c:
                 return self.write_window(window, rows, c)
-        inserted = conn.execute(self._insert(windows).values(**asdict(window))).rowcount == 1
+        insert = self._insert(windows).values(**asdict(window)).returning(windows.c.camera)
+        inserted = conn.execute(insert).first() is not None
         if inserted and rows:
             conn.execute(detections.insert(), [{"camera": window.camera, **r} for r in rows])
         return inserted
@@ -175,7 +177,7 @@ class Store:
             "peak_unmasked_share": share,
             "people": people,
         }
-        return conn.execute(self._insert(alerts).values(**values)).rowcount == 1
+        return conn.execute(self._insert(alerts).values(**values).returning(alerts.c.id)).first() is not None
 
     def update_alert(
         self,
@@ -221,16 +223,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def open_store(url_or_file: str | Path, create: bool = True) -> Store:
+def open_store(url_or_file: str | Path, create: bool = True, timeout: float = 10.0) -> Store:
     """Connect, check the database is one maskwatch can use, and create or upgrade its tables.
 
     A corrupt file, a locked database, a server that does not answer or a database of a newer maskwatch is
-    a :class:`MaskwatchError` (one line), raised before any video is opened."""
+    a :class:`MaskwatchError` (one line), raised before any video is opened. ``timeout``: how long to
+    wait for a lock or a connection."""
     url = database_url(url_or_file)
     try:
         engine = sa.create_engine(
             url,
-            connect_args={"timeout": 10} if url.startswith("sqlite") else {"connect_timeout": 10},
+            connect_args={"timeout": timeout}
+            if url.startswith("sqlite")
+            else {"connect_timeout": max(1, round(timeout))},
         )
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as e:
         raise MaskwatchError(f"{url_or_file}: not a database URL or file ({e})") from None

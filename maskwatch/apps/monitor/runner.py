@@ -32,6 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from tqdm import tqdm
 
 from maskwatch.apps.monitor.alerts import AlertEvent, Notifier, RuleEngine, check_notify_urls, load_rules
@@ -324,9 +325,16 @@ class _Collector:
             self._apply(self.engine.finish(camera))
 
     def _window(self, window: Window, rows: list[dict[str, Any]]) -> None:
-        with self.store.engine.begin() as conn:
-            inserted = self.store.write_window(window, rows, conn)
-            self._apply(self.engine.feed(window), conn)
+        try:
+            with self.store.engine.begin() as conn:
+                inserted = self.store.write_window(window, rows, conn)
+                self._apply(self.engine.feed(window), conn)
+        except sa.exc.DBAPIError as e:  # locked for too long, disk full, server gone: stop, say why
+            reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
+            raise MaskwatchError(
+                f"cannot store the window {window.camera} {window.start_time} ({reason}); the windows "
+                "before it are stored, re-run to go on"
+            ) from None
         if inserted:
             self.summary.windows_written += 1
         else:
@@ -460,11 +468,12 @@ def _run_thread(specs: list[CameraSpec], options: MonitorOptions, collector: _Co
     thread.start()
     try:
         _drain(lambda t: events.get(timeout=t), collector, thread.is_alive, len(specs))
-    except KeyboardInterrupt:
-        log.warning("interrupted: storing the windows closed so far")
+    except BaseException as e:  # Ctrl-C, or the database failed: stop the cameras first
         stop.set()
         thread.join(10.0)
-        _flush(events, collector)
+        if isinstance(e, KeyboardInterrupt):
+            log.warning("interrupted: storing the windows closed so far")
+            _flush(events, collector)
         raise
     _flush(events, collector)
 
@@ -495,12 +504,13 @@ def _run_processes(
         _drain(
             lambda t: events.get(timeout=t), collector, lambda: any(p.is_alive() for p in procs), len(specs)
         )
-    except KeyboardInterrupt:
-        log.warning("interrupted: storing the windows closed so far")
+    except BaseException as e:
         stop.set()
         for p in procs:
             p.join(10.0)
-        _flush(events, collector)
+        if isinstance(e, KeyboardInterrupt):
+            log.warning("interrupted: storing the windows closed so far")
+            _flush(events, collector)
         raise
     finally:
         for p in procs:
