@@ -222,8 +222,7 @@ def _run_camera(
 
     live = is_live(spec.source)
     aggregator = WindowAggregator(spec.camera, options.window, emit, spec.start, options.keep_detections)
-    fps = options.fps or 25.0
-    tracker = FaceTracker(predictor.class_names, min_unmasked=options.min_unmasked, fps=fps)
+    tracker: FaceTracker | None = None  # made on the first connection, kept across reconnects (ids go on)
     delay, error = 1.0, None
     while not stop.is_set():
         try:
@@ -239,8 +238,8 @@ def _run_camera(
             continue
         if options.fps:
             source = SampledSource(source, options.fps)
-        elif source.fps:
-            tracker.fps = source.fps
+        if tracker is None:
+            tracker = _tracker(predictor.class_names, options.min_unmasked, source.fps or 25.0)
         emit(("up", spec.camera, True))
         pipeline = DetectionPipeline(
             source,
@@ -267,6 +266,21 @@ def _run_camera(
         delay = min(delay * 2, options.max_retry_delay)
     aggregator.finish()
     emit(("done", spec.camera, error))
+
+
+def _tracker(class_names: tuple[str, ...], min_unmasked: float, fps: float) -> Any:
+    """The tracker's frame counts are tuned for 25 fps (a 15-frame vote, 30 frames of patience): keep the
+    same spans in seconds when frames are sampled."""
+    from maskwatch.video.tracker import FaceTracker
+
+    scale = fps / 25.0
+    return FaceTracker(
+        class_names,
+        max_age=max(5, round(30 * scale)),
+        vote_window=max(3, round(15 * scale)),
+        min_unmasked=min_unmasked,
+        fps=fps,
+    )
 
 
 def _worker_main(
