@@ -164,7 +164,8 @@ def check_notify_urls(urls: Sequence[str]) -> None:
 
 
 class Notifier:
-    """Deliver messages to every URL on a background thread, with retries; :meth:`send` never blocks."""
+    """Deliver messages to every URL, with retries, on one background thread per URL (a URL that hangs
+    delays neither the video loop nor the other URLs); :meth:`send` never blocks."""
 
     def __init__(
         self, urls: Sequence[str], retries: int = 3, backoff: float = 1.0, grace: float = 2.0
@@ -174,24 +175,23 @@ class Notifier:
         self.backoff = backoff
         self.grace = grace
         self.delivered = self.failed = 0
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="maskwatch-notify", daemon=True)
-        if self.urls:
-            self._thread.start()
+        self._queues: list[queue.Queue[tuple[str, str] | None]] = [queue.Queue() for _ in self.urls]
+        self._threads = [
+            threading.Thread(target=self._run, args=(url, q), name="maskwatch-notify", daemon=True)
+            for url, q in zip(self.urls, self._queues, strict=True)
+        ]
+        for t in self._threads:
+            t.start()
 
     def send(self, title: str, body: str) -> None:
-        if self.urls:
-            self._queue.put((title, body))
+        for q in self._queues:
+            q.put((title, body))
 
-    def _run(self) -> None:
+    def _run(self, url: str, q: queue.Queue[tuple[str, str] | None]) -> None:
         import apprise
 
-        while (item := self._queue.get()) is not None:
-            title, body = item
-            for url in self.urls:
-                self._deliver(apprise, url, title, body)
-            self._queue.task_done()
-        self._queue.task_done()
+        while (item := q.get()) is not None:
+            self._deliver(apprise, url, *item)
 
     def _deliver(self, apprise: Any, url: str, title: str, body: str) -> None:
         delay = self.backoff
@@ -213,13 +213,15 @@ class Notifier:
         self.failed += 1
 
     def close(self) -> None:
-        """Give pending deliveries ``grace`` seconds, then leave them (logged) rather than hold the exit."""
-        if not self.urls:
-            return
-        self._queue.put(None)
-        self._thread.join(self.grace)
-        if self._thread.is_alive():
-            log.warning("%d notification(s) still pending at exit were not delivered", self._queue.qsize())
+        """Give pending deliveries ``grace`` seconds in all, then leave them (logged) rather than hold the
+        exit: the alerts are in the database either way."""
+        for q in self._queues:
+            q.put(None)
+        deadline = time.monotonic() + self.grace
+        for url, t in zip(self.urls, self._threads, strict=True):
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("notifications to %s still pending at exit were not delivered", _redact(url))
 
 
 def _redact(url: str) -> str:
