@@ -46,6 +46,11 @@ def group(shared: Path) -> Path:
     return shared / "videos" / "group-mask-960x506.mp4"
 
 
+def quick(model: str) -> dict[str, Any]:
+    """The monitor options of the quicker tests: 2 s windows, 5 frames per second."""
+    return {"window": 2, "fps": 5, "start_time": START, "model": model, "progress": False}
+
+
 def rows(db: str, table: Any = windows) -> list[dict[str, Any]]:
     store = open_store(db)
     try:
@@ -166,13 +171,7 @@ def test_alerts_and_a_hanging_webhook_cost_detection_nothing(
     30 s: the run takes no longer than the same run without notifications (plus the short exit grace)."""
     ok_server, ok_bodies = _serve(0.0)
     hang_server, hang_bodies = _serve(30.0)
-    common: dict[str, Any] = {
-        "window": 2,
-        "fps": 5,
-        "start_time": START,
-        "model": onnx_model,
-        "progress": False,
-    }
+    common = quick(onnx_model)
     try:
         t = time.perf_counter()
         monitor([str(group)], db=str(tmp_path / "quiet.sqlite"), **common)
@@ -239,13 +238,7 @@ def test_metrics_scraped_during_a_run(street: Path, onnx_model: str, tmp_path: P
 def test_postgresql_stores_what_sqlite_stores(
     street: Path, onnx_model: str, tmp_path: Path, postgres_url: str
 ) -> None:
-    common: dict[str, Any] = {
-        "window": 2,
-        "fps": 5,
-        "start_time": START,
-        "model": onnx_model,
-        "progress": False,
-    }
+    common = quick(onnx_model)
     monitor([str(street)], db=str(tmp_path / "m.sqlite"), **common)
     monitor([str(street)], db=postgres_url, **common)
     again = monitor([str(street)], db=postgres_url, **common)
@@ -258,13 +251,7 @@ def test_workers_and_a_failing_source(street: Path, group: Path, onnx_model: str
     source fails alone (reported), the others are stored."""
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(street.read_bytes()[:2000])
-    common: dict[str, Any] = {
-        "window": 2,
-        "fps": 5,
-        "start_time": START,
-        "model": onnx_model,
-        "progress": False,
-    }
+    common = quick(onnx_model)
     sources = [str(street), str(group)]
     monitor(sources, db=str(tmp_path / "one.sqlite"), **common)
     summary = monitor([*sources, str(broken)], db=str(tmp_path / "two.sqlite"), workers=2, **common)
@@ -278,13 +265,7 @@ def test_workers_and_a_failing_source(street: Path, group: Path, onnx_model: str
 
 def test_ray_engine_on_a_local_instance(street: Path, onnx_model: str, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'maskwatch[ray]')")
-    common: dict[str, Any] = {
-        "window": 2,
-        "fps": 5,
-        "start_time": START,
-        "model": onnx_model,
-        "progress": False,
-    }
+    common = quick(onnx_model)
     monitor([str(street)], db=str(tmp_path / "local.sqlite"), **common)
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)

@@ -216,6 +216,11 @@ class Store:
         self.engine.dispose()
 
 
+def db_error(e: sa.exc.DBAPIError) -> str:
+    """The first line of a driver's error: what a one-line message can say ("database is locked")."""
+    return str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e).splitlines()[0]
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers (the report) do not block the writer
@@ -252,8 +257,7 @@ def open_store(url_or_file: str | Path, create: bool = True, timeout: float = 10
         _migrate(engine)
     except sa.exc.DBAPIError as e:
         engine.dispose()
-        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
-        raise MaskwatchError(f"{url_or_file}: cannot use the database ({reason})") from None
+        raise MaskwatchError(f"{url_or_file}: cannot use the database ({db_error(e)})") from None
     return Store(engine)
 
 

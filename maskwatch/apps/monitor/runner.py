@@ -38,7 +38,7 @@ from tqdm import tqdm
 from maskwatch.apps.monitor.alerts import AlertEvent, Notifier, RuleEngine, check_notify_urls, load_rules
 from maskwatch.apps.monitor.metrics import Metrics
 from maskwatch.apps.monitor.windows import Emit, WindowAggregator
-from maskwatch.apps.store import Store, Window, open_store, parse_time
+from maskwatch.apps.store import Store, Window, db_error, open_store, parse_time
 from maskwatch.errors import MaskwatchError
 from maskwatch.video.sources import URL_SCHEMES, Frame, Source
 
@@ -344,9 +344,8 @@ class _Collector:
                 inserted = self.store.write_window(window, rows, conn)
                 self._apply(self.engine.feed(window), conn)
         except sa.exc.DBAPIError as e:  # locked for too long, disk full, server gone: stop, say why
-            reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
             raise MaskwatchError(
-                f"cannot store the window {window.camera} {window.start_time} ({reason}); the windows "
+                f"cannot store the window {window.camera} {window.start_time} ({db_error(e)}); the windows "
                 "before it are stored, re-run to go on"
             ) from None
         if inserted:
