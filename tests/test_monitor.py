@@ -98,9 +98,13 @@ def test_windows_on_a_real_clip_and_idempotent_rerun(street: Path, onnx_model: s
     assert rows(db) == got and len(rows(db, detections)) == len(dets)
 
 
-def test_restart_after_kill_loses_and_doubles_nothing(group: Path, onnx_model: str, tmp_path: Path) -> None:
-    """SIGKILL a monitor once it has stored two windows, run it again: the windows and alert episodes are
-    exactly those of a run that was never interrupted."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_restart_after_kill_loses_and_doubles_nothing(
+    group: Path, onnx_model: str, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGKILL (or Ctrl-C) a monitor once it has stored two windows, run it again: the windows and alert
+    episodes are exactly those of a run that was never interrupted (Ctrl-C does not store the window it
+    was filling as if it were complete)."""
     args = ["--window", "1", "--fps", "10", "--start-time", START, "--model", onnx_model, "--keep-detections"]
     cmd = [sys.executable, "-m", "maskwatch", "-q", "monitor", str(group), *args]
     clean, killed = str(tmp_path / "clean.sqlite"), str(tmp_path / "killed.sqlite")
@@ -113,9 +117,10 @@ def test_restart_after_kill_loses_and_doubles_nothing(group: Path, onnx_model: s
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
     finally:
-        proc.wait()
+        code = proc.wait(timeout=60)
+    assert code == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     partial = rows(killed)
     assert 2 <= len(partial) < len(rows(clean))
     subprocess.run([*cmd, "--db", killed], check=True, capture_output=True)

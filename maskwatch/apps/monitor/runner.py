@@ -264,7 +264,10 @@ def _run_camera(
         if stop.wait(delay):
             break
         delay = min(delay * 2, options.max_retry_delay)
-    aggregator.finish()
+    if live or not stop.is_set():
+        aggregator.finish()  # a stream's last window is all there will be; a file's end is its end
+    else:
+        aggregator.flush_progress()  # a file stopped midway: its open window is not closed, a re-run fills it
     emit(("done", spec.camera, error))
 
 
