@@ -553,7 +553,7 @@ def _run_ray(specs: list[CameraSpec], options: MonitorOptions, workers: int, col
     from ray.util.queue import Empty, Queue
 
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+        ray.init(address=os.environ.get("RAY_ADDRESS"))
     events = Queue()
     task = ray.remote(num_cpus=1)(_ray_task)
     refs = [task.remote(group, options, events) for group in _deal(specs, workers)]
