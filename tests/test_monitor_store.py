@@ -125,7 +125,7 @@ def test_windows_from_live_frames_align_on_the_clock() -> None:
     assert [len(r) for r in rows] == [15, 60, 15] and rows[0][0]["time"] == "2026-11-23T10:00:07.500Z"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])  # initdb takes seconds
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "monitor.sqlite")
