@@ -278,5 +278,39 @@ def test_ray_engine_on_a_local_instance(street: Path, onnx_model: str, tmp_path:
         summary = monitor([str(street)], db=str(tmp_path / "ray.sqlite"), engine="ray", **common)
     finally:
         ray.shutdown()
-    assert not summary.failed
+    assert "cannot open the stream" in summary.failed["door"]  # it was down when the run stopped
     assert rows(str(tmp_path / "ray.sqlite")) == rows(str(tmp_path / "local.sqlite")) != []
+
+
+def test_a_live_stream_gets_wall_clock_windows_and_is_retried(
+    street: Path, onnx_model: str, tmp_path: Path
+) -> None:
+    """An MJPEG camera sends 60 frames over ~3 s and then refuses connections: the windows are cut on the
+    wall clock (1 s each, aligned on whole seconds, within the run's time span), hold every processed
+    frame, and the monitor keeps retrying the dead camera until it is stopped."""
+    import cv2
+
+    from tests.test_video_stream import MjpegServer
+
+    with av.open(str(street)) as c:
+        jpegs = [
+            cv2.imencode(".jpg", f.to_ndarray(format="bgr24"))[1].tobytes()
+            for _, f in zip(range(10), c.decode(video=0), strict=False)
+        ]
+    server = MjpegServer(jpegs, [60], interval=0.05)
+    stop = threading.Event()
+    db = str(tmp_path / "live.sqlite")
+    before = time.time()
+    threading.Timer(8.0, stop.set).start()  # the stream is gone after ~3 s: retried at +1, +2, +4 s
+    try:
+        summary = monitor([server.url], ["door"], db=db, window=1, reconnect=0, stop=stop, model=onnx_model)
+    finally:
+        server.close()
+    after = time.time()
+    got = rows(db)
+    assert len(got) >= 3 and sum(w["frames"] for w in got) == summary.frames > 0
+    starts = [parse_time(w["start_time"]) for w in got]
+    assert all(s == int(s) and before - 1 <= s <= after for s in starts)
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    assert server.connections >= 3, "the dead camera was retried"
+    assert "cannot open the stream" in summary.failed["door"]  # it was down when the run stopped

@@ -416,9 +416,11 @@ def monitor(
     reconnect: float = 30.0,
     progress: bool = True,
     notify_grace: float = 2.0,
+    stop: threading.Event | None = None,
 ) -> MonitorSummary:
     """Everything ``maskwatch monitor`` does, as one call (see ``maskwatch monitor --help``); returns when
-    every source has ended (files) or on Ctrl-C (every closed window is stored by then)."""
+    every source has ended (files) or on Ctrl-C (every closed window is stored by then). ``stop``: an
+    event another thread sets to end the run as Ctrl-C would (the default engine, one process)."""
     if not window > 0:
         raise MaskwatchError(f"--window {window}: must be > 0 seconds")
     if fps is not None and not fps > 0:
@@ -434,6 +436,8 @@ def monitor(
     check_notify_urls(notify)
     if engine == "ray":
         _import_ray()
+    if stop is not None and (engine != "local" or workers > 1):
+        raise MaskwatchError("monitor(stop=...) works with the local engine and one worker")
     store = open_store(db)
     options = MonitorOptions(
         model, backend, device, None, conf, iou, window, fps, min_unmasked, keep_detections, reconnect
@@ -452,7 +456,7 @@ def monitor(
         elif workers > 1:
             _run_processes(specs, options, workers, collector)
         else:
-            _run_thread(specs, options, collector)
+            _run_thread(specs, options, collector, stop or threading.Event())
     finally:
         summary.seconds = time.perf_counter() - start
         bar.close()
@@ -475,9 +479,10 @@ def _drain(get: Callable[[float], Any], collector: _Collector, alive: Callable[[
         collector.handle(event)
 
 
-def _run_thread(specs: list[CameraSpec], options: MonitorOptions, collector: _Collector) -> None:
+def _run_thread(
+    specs: list[CameraSpec], options: MonitorOptions, collector: _Collector, stop: threading.Event
+) -> None:
     events: queue.Queue[tuple[Any, ...]] = queue.Queue()
-    stop = threading.Event()
     thread = threading.Thread(
         target=run_cameras, args=(specs, options, events.put, stop), name="maskwatch-cameras", daemon=True
     )
