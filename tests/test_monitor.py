@@ -278,7 +278,7 @@ def test_ray_engine_on_a_local_instance(street: Path, onnx_model: str, tmp_path:
         summary = monitor([str(street)], db=str(tmp_path / "ray.sqlite"), engine="ray", **common)
     finally:
         ray.shutdown()
-    assert "cannot open the stream" in summary.failed["door"]  # it was down when the run stopped
+    assert not summary.failed
     assert rows(str(tmp_path / "ray.sqlite")) == rows(str(tmp_path / "local.sqlite")) != []
 
 
