@@ -4,6 +4,11 @@ ship; tests that need it skip without it, and fail instead when MASKWATCH_REQUIR
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +59,46 @@ def dev_onnx(dev_model: Path) -> Path:
     from maskwatch.models.registry import load_detector
 
     return export_onnx(load_detector(dev_model), dev_model.with_suffix(".onnx"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (Debian's ``postgresql`` package) on a Unix socket in /tmp, for the
+    whole session; yields the socket folder. initdb refuses root, so as root it runs as ``postgres``."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    bindir = bins[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="maskwatch-pg-"))
+    root.chmod(0o777)
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, sock = root / "data", root
+
+    def pg(*args: str) -> None:
+        # The server inherits pg_ctl's stdout: with a pipe, waiting for pg_ctl would wait for the server.
+        subprocess.run([*as_user, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust")
+    options = f"-k {sock} -c listen_addresses='' -c fsync=off"
+    pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "start")
+    try:
+        yield str(sock)
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's server, as a SQLAlchemy URL."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"host={postgres_server} user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql+psycopg://postgres@/{name}?host={postgres_server}"

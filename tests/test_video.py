@@ -39,8 +39,8 @@ def test_video_outputs_match_input(dev_onnx: Path, videos: Path, tmp_path: Path)
     assert len(rows) == sum(len(r["detections"]) for r in lines) > 0
     assert set(rows[0]) == {"frame", "time", "x1", "y1", "x2", "y2", "label", "score", "track"}
     summary = json.loads(report.read_text())
-    assert summary["frames"] == n_in and summary["faces"] == len(rows)
-    assert summary["with_mask"] + summary["no_mask"] == len(rows)
+    assert summary["frames"] == n_in and summary["faces"]["total"] == len(rows)
+    assert summary["faces"]["with_mask"] + summary["faces"]["no_mask"] == len(rows)
     assert summary["people"]["total"] >= 1
     tracked = [d for r in lines for d in r["detections"] if d["track"] > 0]
     assert len(tracked) > 0.5 * len(rows), "faces keep a confirmed track id"

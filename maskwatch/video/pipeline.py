@@ -11,6 +11,16 @@ source is never fallen behind, and every frame the model skips is counted as dro
 the main thread so Ctrl-C lands there: the run then stops taking frames, the encoder drains what it has,
 and every output is finalised, the same way as when a stream ends. SIGTERM (``docker stop``,
 ``systemctl stop``, ``timeout``) and SIGHUP (a closed terminal) are treated as Ctrl-C.
+
+Applications (``maskwatch monitor``) hook in with two callbacks, both called on the inference thread (keep
+them quick; hand slow work such as database writes or notifications to a queue): ``on_frame(frame,
+detections)`` after each frame is detected and tracked, and ``on_track_end(track)`` when a tracked person
+leaves the view or the run ends. A frame from a live source carries ``timestamp``, its wall-clock time
+(Unix seconds); ``time`` stays seconds since the start (media time for files).
+
+Sinks are opened on the thread that writes them: a sink's constructor only checks its destination, and
+its file, encoder or connection is created on its first ``write`` (the encode thread), because some
+handles may only be used on the thread that made them (a ``sqlite3`` connection refuses any other).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +55,10 @@ from maskwatch.video.sinks import (
     WindowSink,
 )
 from maskwatch.video.sources import Frame, LiveSource, Source, open_source
-from maskwatch.video.tracker import FaceTracker
+from maskwatch.video.tracker import FaceTracker, Track
+
+FrameHook = Callable[[Frame, Detections], None]
+TrackHook = Callable[[Track], None]
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +165,7 @@ class RunSummary:
     frames_with_faces: int = 0
     max_faces: int = 0
     people: dict[str, int] | None = None
+    persons: list[dict[str, Any]] = field(default_factory=list)
     gaps: list[dict[str, float]] = field(default_factory=list)
     interrupted: bool = False
     outputs: dict[str, str] = field(default_factory=dict)
@@ -191,13 +205,12 @@ class RunSummary:
             "fps": round(self.fps, 2),
             "model_fps": round(self.model_fps, 2),
             "media_seconds": self.media_seconds,
-            "faces": self.faces,
-            **{name: n for name, n in self.labels.items()},
+            "faces": {"total": self.faces, **self.labels},
             "frames_with_faces": self.frames_with_faces,
             "max_faces_in_frame": self.max_faces,
         }
         if self.people is not None:
-            out["people"] = {"total": sum(self.people.values()), **self.people}
+            out["people"] = {"total": sum(self.people.values()), **self.people, "persons": self.persons}
         if self.gaps:
             out["gaps"] = self.gaps
         if self.skipped:
@@ -222,6 +235,12 @@ class RunSummary:
         if self.people is not None:
             people = ", ".join(f"{n} {name}" for name, n in self.people.items())
             lines.append(f"{sum(self.people.values())} people tracked ({people})")
+            lines += [
+                f"  person {p['id']}: unmasked {100 * p['unmasked_share']:.0f}% of {p['frames']} frames "
+                f"(longest stretch {p['longest_unmasked_seconds']:.1f} s)"
+                for p in self.persons
+                if p["unmasked_share"] > 0
+            ]
         if self.gaps:
             lines.append(
                 f"{len(self.gaps)} reconnects, {sum(g['seconds'] for g in self.gaps):.1f} s without frames"
@@ -245,8 +264,13 @@ class DetectionPipeline:
         options: DetectOptions | None = None,
         annotator: Annotator | None = None,
         tracker: FaceTracker | None = None,
+        on_frame: FrameHook | None = None,
+        on_track_end: TrackHook | None = None,
     ) -> None:
         self.source = source
+        self.on_frame = on_frame
+        if tracker is not None and on_track_end is not None:
+            tracker.on_track_end = on_track_end
         self.predictor = predictor
         self.sinks = list(sinks)
         self.options = options or DetectOptions()
@@ -314,7 +338,12 @@ class DetectionPipeline:
         if isinstance(self.source, LiveSource):
             self.summary.gaps = self.source.gaps
         if self.tracker is not None:
+            try:
+                self.tracker.finish()
+            except BaseException as e:  # an application's on_track_end failed
+                self._errors.append(e)
             self.summary.people = self.tracker.people()
+            self.summary.persons = self.tracker.persons()
         self.summary.skipped = list(getattr(self.source, "skipped", []))
         self.summary.truncated = getattr(self.source, "truncated", None)
         self._finish_sinks()
@@ -362,8 +391,10 @@ class DetectionPipeline:
                 if opts.classes is not None:
                     dets = dets[np.isin(dets.class_id, opts.classes)]
                 if self.tracker is not None:
-                    dets = self.tracker.update(dets)
+                    dets = self.tracker.update(dets, frame.time)
                 summary.add(frame, dets)
+                if self.on_frame is not None:
+                    self.on_frame(frame, dets)
                 fps = meter.tick() if frame.time is not None else None  # no FPS on a still image
                 if not self._out.put((frame, dets, fps)):
                     break  # the encoder failed; its error is in self._errors
@@ -442,6 +473,7 @@ def detect(
     iou: float = IOU,
     min_face: float = 0.0,
     track: bool = False,
+    min_unmasked: float = 1.0,
     blur: bool = False,
     realtime: bool = False,
     show: bool = False,
@@ -452,8 +484,13 @@ def detect(
     save_conf: bool = False,
     classes: Sequence[str] | None = None,
     vid_stride: int = 1,
+    on_frame: FrameHook | None = None,
+    on_track_end: TrackHook | None = None,
 ) -> RunSummary:
-    """Everything ``maskwatch detect`` does, as one call (see ``maskwatch detect --help``)."""
+    """Everything ``maskwatch detect`` does, as one call (see ``maskwatch detect --help``).
+
+    With ``track``, a person counts as unmasked after ``min_unmasked`` seconds voted no_mask in a row;
+    ``on_frame`` and ``on_track_end`` are the pipeline's hooks (see the module docstring)."""
     if vid_stride < 1:
         raise MaskwatchError(f"--vid-stride {vid_stride}: must be at least 1")
     if max_frames is not None and max_frames < 0:
@@ -506,7 +543,11 @@ def detect(
             conf, iou, min_face, realtime, max_frames, progress, classes=class_ids, vid_stride=vid_stride
         ),
         Annotator(predictor.class_names, blur=blur),
-        FaceTracker(predictor.class_names) if track else None,
+        FaceTracker(predictor.class_names, min_unmasked=min_unmasked, fps=float(src.rate or 25))
+        if track
+        else None,
+        on_frame,
+        on_track_end,
     )
     result = pipeline.run()
     if summary is not None:

@@ -46,12 +46,15 @@ DEFAULT_FPS = Fraction(25)
 @dataclass
 class Frame:
     """One decoded frame. ``index`` counts frames as the source delivered them (a gap in the indices of
-    processed frames is a dropped frame); ``time`` is seconds from the start (None for still images)."""
+    processed frames is a dropped frame); ``time`` is seconds from the start (None for still images),
+    media time for files; ``timestamp`` is the wall-clock time (Unix seconds) a live frame arrived
+    (None for files)."""
 
     index: int
     time: float | None
     image: np.ndarray
     name: str | None = None
+    timestamp: float | None = None
 
 
 class Source(abc.ABC):
@@ -280,7 +283,7 @@ class LiveSource(Source):
                         t0 = now if t0 is None else t0
                         if self.size is None:
                             self.size = (image.shape[1], image.shape[0])
-                        yield Frame(index, now - t0, image)
+                        yield Frame(index, now - t0, image, timestamp=time.time())
                         index += 1
                         if self._closed.is_set():
                             return
