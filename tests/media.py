@@ -4,7 +4,11 @@ conftest.py)."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import socketserver
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -37,3 +41,40 @@ def read_video(path: Path) -> tuple[int, tuple[int, int], float]:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class MjpegServer:
+    """Serve ``plan[i]`` JPEG frames on the i-th connection, ``interval`` seconds apart, then close it;
+    connections beyond the plan are closed without a response (a camera that has gone away)."""
+
+    def __init__(self, jpegs: list[bytes], plan: list[int], interval: float = 0.0) -> None:
+        self.jpegs, self.plan, self.interval = jpegs, plan, interval
+        self.connections = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                n = server.plan[server.connections] if server.connections < len(server.plan) else 0
+                server.connections += 1
+                if not n:
+                    return  # close without a response
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                for i in range(n):
+                    jpg = server.jpegs[i % len(server.jpegs)]
+                    head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                    self.wfile.write(head + jpg + b"\r\n")
+                    time.sleep(server.interval)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

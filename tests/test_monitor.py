@@ -297,7 +297,7 @@ def test_a_live_stream_gets_wall_clock_windows_and_is_retried(
     frame, and the monitor keeps retrying the dead camera until it is stopped."""
     import cv2
 
-    from tests.test_video_stream import MjpegServer
+    from tests.media import MjpegServer
 
     with av.open(str(street)) as c:
         jpegs = [

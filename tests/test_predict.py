@@ -20,7 +20,7 @@ from maskwatch.models.registry import architectures, build_detector, load_detect
 from maskwatch.predict import cache, load_predictor
 from maskwatch.predict.onnx import OnnxPredictor
 from tests.conftest import ROOT
-from tests.test_video import make_dev_checkpoint
+from tests.media import make_dev_checkpoint
 
 # Makes `import torch` / `import torchvision` fail in the child process, as on an inference-only install.
 BLOCK_TORCH = """

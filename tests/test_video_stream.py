@@ -5,11 +5,8 @@ connection, then refusing. Covers --realtime (frames dropped, newest processed),
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
-import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,44 +16,7 @@ import cv2
 import pytest
 
 from maskwatch.video.pipeline import detect
-from tests.media import read_jsonl, read_video
-
-
-class MjpegServer:
-    """Serve ``plan[i]`` JPEG frames on the i-th connection, ``interval`` seconds apart, then close it;
-    connections beyond the plan are closed without a response (a camera that has gone away)."""
-
-    def __init__(self, jpegs: list[bytes], plan: list[int], interval: float = 0.0) -> None:
-        self.jpegs, self.plan, self.interval = jpegs, plan, interval
-        self.connections = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                n = server.plan[server.connections] if server.connections < len(server.plan) else 0
-                server.connections += 1
-                if not n:
-                    return  # close without a response
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                for i in range(n):
-                    jpg = server.jpegs[i % len(server.jpegs)]
-                    head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
-                    self.wfile.write(head + jpg + b"\r\n")
-                    time.sleep(server.interval)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.media import MjpegServer, read_jsonl, read_video
 
 
 @pytest.fixture(scope="module")
