@@ -10,6 +10,7 @@ are streamed to directly, never renamed over (:func:`open_output`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -192,6 +193,16 @@ def link_or_copy(src: str | Path, dst: str | Path, copy: bool = False) -> None:
         shutil.copyfile(src, dst)
     except FileNotFoundError:
         raise MaskwatchError(f"{src}: image not found") from None
+
+
+def file_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks: the identity of an image or a checkpoint whatever
+    its name (``data merge`` keeps an image once; the ONNX cache is keyed by the checkpoint's bytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:

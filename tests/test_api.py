@@ -268,7 +268,9 @@ def test_detect_without_source_runs_on_the_samples(
     with caplog.at_level("INFO"):
         assert main(["detect", "--output", "out/", "--jsonl", "d.jsonl"]) == 0
     assert "bundled samples" in caplog.text
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    written = sorted(
+        p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")
+    )  # marker aside
     assert written == [p.name for p in sample_images()]
     lines = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
     assert len(lines) == len(sample_images())

@@ -275,7 +275,7 @@ def test_stop_signals_finalise_outputs(
     lines = read_jsonl(jsonl)
     assert [r["frame"] for r in lines] == list(range(summary["frames"]))
     rows = list(csv.DictReader(table.open()))
-    assert len(rows) == sum(len(r["detections"]) for r in lines) == summary["faces"]
+    assert len(rows) == sum(len(r["detections"]) for r in lines) == summary["faces"]["total"]
     with av.open(str(out)) as c:  # the video is decodable to its last frame
         assert sum(1 for _ in c.decode(c.streams.video[0])) == summary["frames"]
     assert not list(tmp_path.glob(".*")), "no temporary file left behind"

@@ -17,7 +17,6 @@ anyway, for classes that really differ.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 from maskwatch.data.classmap import apply_merge
 from maskwatch.data.record import Dataset
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import progress
+from maskwatch.io import file_hash, progress
 
 
 def _prefix(name: str, taken: set[str], stems: Sequence[str]) -> str:
@@ -35,15 +34,6 @@ def _prefix(name: str, taken: set[str], stems: Sequence[str]) -> str:
     while any(f"{candidate}_{s}".lower() in taken for s in stems):
         candidate, n = f"{base}{n}", n + 1
     return candidate
-
-
-def content_hash(path: Path) -> str:
-    """SHA-1 of a file's bytes: the same image under another name or in another base."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _quoted(classes: Sequence[str]) -> str:
@@ -99,7 +89,7 @@ def merge_datasets(
         unique = []
         own: dict[str, Labelled] = {}
         for r in progress(ds.records, f"hashing {name}"):
-            key = content_hash(r.image)
+            key = file_hash(r.image)
             labelled = (sorted(r.labels), r.boxes.round(1).tobytes())
             if key in seen:
                 duplicates += 1

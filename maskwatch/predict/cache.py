@@ -8,11 +8,11 @@ checkpoint has another hash and gets a fresh export, so a cached file is never s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 
+from maskwatch.io import file_hash
 from maskwatch.models.export import EXPORT_FORMAT
 
 log = logging.getLogger(__name__)
@@ -25,17 +25,9 @@ def cache_dir() -> Path:
     return Path(base) / "maskwatch"
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cached_onnx_path(checkpoint: Path) -> Path:
     """Where the export of ``checkpoint`` (as it is now) lives in the cache."""
-    return cache_dir() / "onnx" / f"{file_sha256(checkpoint)}-f{EXPORT_FORMAT}.onnx"
+    return cache_dir() / "onnx" / f"{file_hash(checkpoint)}-f{EXPORT_FORMAT}.onnx"
 
 
 def store(path: Path, data: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +27,12 @@ def batch_tensor(arrays: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(stack_padded(arrays))
 
 
+@functools.lru_cache(maxsize=32)
+def _anchors_for(height: int, width: int) -> torch.Tensor:
+    """Anchors of one input size, made once: training sees a handful of sizes, inference one."""
+    return make_anchors(height, width)
+
+
 @register_detector("maskface-mnet")
 class MaskFaceDetector(Detector):
     """The RetinaFace-style mask detector: background / with_mask / no_mask over RetinaFace anchors."""
@@ -43,16 +50,6 @@ class MaskFaceDetector(Detector):
     box_weight: float
     model: RetinaFaceNet
 
-    def __init__(
-        self,
-        class_names: Sequence[str],
-        imgsz: int = 640,
-        device: str | torch.device = "cpu",
-        **options: Any,
-    ) -> None:
-        super().__init__(class_names, imgsz, device, **options)
-        self._anchor_cache: dict[tuple[int, int], torch.Tensor] = {}
-
     def build_model(self) -> RetinaFaceNet:
         return RetinaFaceNet(len(self.class_names))
 
@@ -60,10 +57,7 @@ class MaskFaceDetector(Detector):
         return {"input": "BGR minus mean", "mean": list(BGR_MEAN), "levels": [list(lv) for lv in LEVELS]}
 
     def anchors(self, height: int, width: int) -> torch.Tensor:
-        key = (height, width)
-        if key not in self._anchor_cache:
-            self._anchor_cache[key] = make_anchors(height, width).to(self.device)
-        return self._anchor_cache[key]
+        return _anchors_for(height, width).to(self.device)  # a no-op copy on the CPU
 
     def init_weights(self, source: str | Path) -> None:
         """Start from the WIDER FACE RetinaFace checkpoint (``../shared/weights/retinaface-*``)."""
