@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -38,9 +37,8 @@ def big_yolo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_stats_and_convert_10000_images_from_headers(big_yolo: Path, tmp_path: Path, capsys) -> None:
-    t0 = time.perf_counter()
+    # the images are truncated PNGs: decoding any of them would fail, so both commands read headers only
     assert main(["data", "stats", str(big_yolo), "--json", str(tmp_path / "s.json")]) == 0
-    t_stats = time.perf_counter() - t0
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["images"] == N and stats["boxes"] == 2 * 2000
     # 2000 labelled images, half with a 48×36 with_mask box, half a 48×36 no_mask one, all a 6×5 no_mask box
@@ -48,9 +46,6 @@ def test_stats_and_convert_10000_images_from_headers(big_yolo: Path, tmp_path: P
     assert stats["classes"]["no_mask"] == {"boxes": 3000, "small": 2000, "medium": 1000, "large": 0}
     capsys.readouterr()
 
-    t0 = time.perf_counter()
     assert main(["data", "convert", str(big_yolo), str(tmp_path / "coco"), "--to", "coco"]) == 0
-    t_convert = time.perf_counter() - t0
     ds = load_dataset(tmp_path / "coco")
     assert len(ds) == N and ds.num_boxes == 4000 and (ds.records[5].width, ds.records[5].height) == (64, 48)
-    assert t_stats < 20 and t_convert < 30, (t_stats, t_convert)  # measured ~2 s and ~3 s on 2 busy cores
