@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 
 
 def make_dev_checkpoint(shared: Path, path: Path) -> Path:
@@ -78,3 +79,30 @@ class MjpegServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def screenshot(page: Path, png: Path, size: str = "1280,900") -> np.ndarray:
+    """Render ``page`` in real headless Chromium (Debian's package) and return the screenshot's RGB pixels;
+    skips the test, saying so, where no Chromium is installed (CI installs it). The flags keep it off the
+    network, which this machine refuses."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import pytest
+    from PIL import Image
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed")
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [
+                browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", f"--window-size={size}", f"--screenshot={png}", page.as_uri(),
+            ],
+            check=True, timeout=120, capture_output=True,
+        )  # fmt: skip
+    with Image.open(png) as im:
+        return np.asarray(im.convert("RGB"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from maskwatch.data.split import read_split_file
 from maskwatch.data.voc import write_voc_file
 from maskwatch.engine.predictions import image_index, read_predictions
 from maskwatch.models.registry import DEFAULT_MODEL, packaged_weights
+from tests.media import screenshot
 
 MERGE = "without_mask,mask_weared_incorrect=no_mask"
 # stem → faces (xyxy, Kaggle class name); image 2 has a face smaller than 16 px.
@@ -199,34 +199,12 @@ def test_out_folder_has_coco_files_plots_and_a_gallery(voc: Path, tmp_path: Path
     assert json.loads(again.read_text())["AP"] == m["AP"]
 
 
-@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser")), reason="no chromium")
 def test_gallery_renders_in_a_browser(voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     entries = perfect()[1:]
     assert run(*eval_args(voc, write(tmp_path / "p.json", entries), "--out", out)) == 0
-    browser = next(shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b))
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,900",
-            f"--screenshot={shot}",
-            (out / "gallery" / "index.html").as_uri(),
-        ],
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
-    with Image.open(shot) as im:
-        colours = np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)
+    pixels = screenshot(out / "gallery" / "index.html", tmp_path / "shot.png", "1200,900")
+    colours = np.unique(pixels.reshape(-1, 3), axis=0)
     assert len(colours) > 10  # the images were drawn, not a blank page
 
 

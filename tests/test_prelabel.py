@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import re
 import shutil
-import subprocess
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from maskwatch.data.formats import load_dataset
 from maskwatch.data.split import dhash, popcount
 from maskwatch.data.voc import read_voc_file
 from maskwatch.models.registry import build_detector
+from tests.media import screenshot
 
 VIDEO = "group-mask-960x506.mp4"
 
@@ -175,34 +174,6 @@ def test_prelabel_bad_input(tmp_path: Path, face_model: Path, capsys: pytest.Cap
     assert (mine / "notes.txt").read_text() == "keep me"
 
 
-def _screenshot(html: Path, png: Path) -> np.ndarray:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium not installed")
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                f"--screenshot={png}",
-                "--window-size=1400,1000",
-                html.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-    return np.asarray(Image.open(png).convert("RGB")).astype(int)
-
-
 def _pixels_like(image: np.ndarray, hex_colour: str, tol: int = 40) -> int:
     rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
     return int((np.abs(image - rgb).sum(axis=2) < tol).sum())
@@ -221,7 +192,7 @@ def test_review_sheet_renders_in_chromium(frames: Path, tmp_path: Path) -> None:
         and "src=" not in html
         and "http" not in html.replace("http://www.w3.org/2000/svg", "")
     ), "self-contained: images embedded, nothing fetched"
-    shot = _screenshot(tmp_path / "sheet.html", tmp_path / "sheet.png")
+    shot = screenshot(tmp_path / "sheet.html", tmp_path / "sheet.png", "1400,1000").astype(int)
     assert _pixels_like(shot, "#ff9800") > 500, "an uncertain card is outlined in orange"
     assert _pixels_like(shot, "#2e9d4f") > 200, "with_mask boxes are drawn"
     assert _pixels_like(shot, "#d7263d") > 50, "the unmasked man's no_mask box is drawn"

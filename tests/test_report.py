@@ -6,7 +6,6 @@ last one still open). The numbers on the page are checked against sums computed 
 from __future__ import annotations
 
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from PIL import Image
 
 from maskwatch.apps.report import build_report, fmt_time, load_report_data, open_database
 from maskwatch.cli import main
+from tests.media import screenshot
 
 UTC = timezone.utc
 DAY0 = datetime(2026, 11, 23, tzinfo=UTC)
@@ -374,29 +373,11 @@ def test_installed_command_stays_light(db: tuple[Path, list[dict], list[dict]], 
     assert proc.returncode == 1 and proc.stderr.startswith("maskwatch: error: unknown camera 'x'")
 
 
-def screenshot(page: Path, shot: Path, profile: Path, size: str = "1280,2400") -> np.ndarray:
-    browser = next(shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b))
-    subprocess.run(
-        [
-            browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", f"--window-size={size}", f"--screenshot={shot}", page.as_uri(),
-        ],
-        check=True, timeout=90, capture_output=True,
-    )  # fmt: skip
-    with Image.open(shot) as im:
-        return np.asarray(im.convert("RGB"))
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not any(shutil.which(b) for b in ("chromium", "chromium-browser")),
-    reason="chromium is not installed (CI installs Debian's chromium)",
-)
 def test_renders_in_chromium(db: tuple[Path, list[dict], list[dict]], tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     build_report(db[0], out)
-    pixels = screenshot(out, tmp_path / "shot.png", tmp_path / "profile")
+    pixels = screenshot(out, tmp_path / "shot.png", "1280,2400")
     assert pixels.shape[:2] == (2400, 1280)
     assert pixels.std() > 20  # not a blank page
     red = (pixels[..., 0] > 180) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)

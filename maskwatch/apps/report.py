@@ -36,6 +36,7 @@ import numpy as np
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from maskwatch.apps import store
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write
 
@@ -88,16 +89,12 @@ def _db_seconds(value: Any) -> float:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _text_seconds(text: str) -> float:
-    try:  # the schema's own form first; Python < 3.11 does not read a "Z" suffix
-        t = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        raise MaskwatchError(f"{text!r} in the database is not an ISO-8601 time") from None
-    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t).timestamp()
+    return store.parse_time(text)  # the monitor's own reading of the schema's text times
 
 
 def iso(t: datetime) -> str:
-    """The schema's text form of a time: ``2026-11-23T10:00:00Z``."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The schema's text form of a time (``2026-11-23T10:00:00Z``), as the monitor writes it."""
+    return store.iso(t.timestamp())
 
 
 def fmt_time(t: datetime) -> str:
