@@ -23,7 +23,7 @@ import numpy as np
 from maskwatch import defaults
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import load_image
+from maskwatch.io import load_image, pil_to_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -100,14 +100,11 @@ def to_rgb(image: np.ndarray, channels: str = "bgr") -> np.ndarray:
 
 
 def _pil_to_rgb(im: Image.Image) -> np.ndarray:
-    """PIL images through the same rules as arrays (PIL's own ``convert("RGB")`` clips 16-bit data)."""
-    if im.mode.startswith("I;16") or im.mode == "I":
-        return to_rgb(np.asarray(im).clip(0, 65535).astype(np.uint16), "rgb")
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        return to_rgb(np.asarray(im.convert("RGBA")), "rgb")
+    """PIL images as files are read (:func:`maskwatch.io.pil_to_rgb`); float images go through the array
+    rules, which refuse values outside [0, 1] instead of clipping them."""
     if im.mode == "F":
         return to_rgb(np.asarray(im), "rgb")
-    return to_rgb(np.asarray(im.convert("RGB")), "rgb")
+    return pil_to_rgb(im)
 
 
 def read_image(image: ImageLike, channels: str = "bgr") -> np.ndarray:

@@ -224,6 +224,21 @@ def read_json(path: str | Path) -> Any:
         raise MaskwatchError(f"{path}: malformed JSON ({e})") from None
 
 
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A PIL image of any mode as RGB ``uint8``: the one conversion for files (:func:`load_image`) and for
+    PIL images handed to the Python API, so both give a model the same pixels."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        # 16-bit grayscale: Pillow's convert("RGB") clips at 255 instead of scaling (a white image)
+        gray = (np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).round().astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGB", im.size, (0, 0, 0))
+        bg.paste(im, mask=im.getchannel("A"))
+        im = bg
+    return np.asarray(im.convert("RGB"))
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Load any image as an RGB ``uint8`` array (H, W, 3), EXIF orientation applied.
 
@@ -235,17 +250,7 @@ def load_image(path: str | Path) -> np.ndarray:
         raise MaskwatchError(f"{path}: image not found")
     try:
         with Image.open(path) as opened:
-            im: Image.Image = ImageOps.exif_transpose(opened)
-            if im.mode.startswith("I;16") or im.mode == "I":
-                # 16-bit grayscale: Pillow's convert("RGB") clips at 255 instead of scaling (a white image)
-                gray = (np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).round().astype(np.uint8)
-                return np.repeat(gray[..., None], 3, axis=2)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                bg = Image.new("RGB", im.size, (0, 0, 0))
-                bg.paste(im, mask=im.getchannel("A"))
-                im = bg
-            return np.asarray(im.convert("RGB"))
+            return pil_to_rgb(ImageOps.exif_transpose(opened))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise MaskwatchError(f"{path}: unreadable image ({e})") from None
 
