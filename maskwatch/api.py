@@ -195,14 +195,16 @@ def load_model(
     backend: str = "auto",
     device: str = "cpu",
     imgsz: int | None = None,
+    box_style: str | None = None,
     **kwargs: Any,
 ) -> Model:
     """A callable :class:`Model` from a built-in name (default ``maskface-mnet``), a ``.pt`` checkpoint or
     an exported ``.onnx`` file. ``backend`` ``auto`` picks ONNX Runtime where the model allows (the
-    fastest on a CPU), as ``maskwatch detect`` does."""
+    fastest on a CPU), as ``maskwatch detect`` does. ``box_style`` picks the box style of a model trained
+    on several label sets (the default model: ``kaggle``, its default, or ``ilc``)."""
     from maskwatch.predict import load_predictor
 
-    return Model(load_predictor(name_or_path, backend, device, imgsz, **kwargs))
+    return Model(load_predictor(name_or_path, backend, device, imgsz, box_style=box_style, **kwargs))
 
 
 def _onnx_meta(path: Path) -> dict[str, str]:

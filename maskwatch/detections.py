@@ -155,6 +155,11 @@ class Detections:
     def heights(self) -> np.ndarray:
         return self.xyxy[:, 3] - self.xyxy[:, 1]
 
+    @property
+    def area(self) -> np.ndarray:
+        """Box areas in pixels (supervision's ``Detections.area``)."""
+        return self.widths * self.heights
+
     def with_class(self, *names: str) -> Detections:
         """Only the detections of the given class names; a name the model does not know is an error
         (a typo such as ``"nomask"`` would otherwise select nothing, silently)."""

@@ -89,13 +89,18 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
     for p in (extra / "annotations").iterdir():
         p.write_text(p.read_text().replace("<filename>synth", "<filename>xsynth"))
         p.rename(p.with_name("x" + p.name))
+    split = extra / "split"  # train and val parts train every fold; the test part scores each fold's model
+    split.mkdir()
+    for name, stem in zip(("train", "val", "test"), ("xsynth000", "xsynth001", "xsynth002"), strict=True):
+        (split / f"{name}.txt").write_text(stem + "\n")
     args = ["train", "--data", str(base), "--classes", "with_mask,no_mask", "--folds", "3", "--epochs", "1"]
     args += ["--batch", "2", "--imgsz", "128", "--out", str(tmp_path / "runs"), "--name", "t"]
     args += [
         "augment.crop=96",
         "max_steps_per_epoch=1",
         "schedule.warmup_steps=1",
-        f"extra=[{{data: {extra}}}]",
+        f"extra=[{{data: {extra}, split: {split}, box_style: tight}}]",
+        "model.options.box_styles=[loose, tight]",
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -116,10 +121,14 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
         steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         assert [r["val"] for r in steps if "val" in r] == [{}], "no validation on the held-out fold"
     assert (cv / "cv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ilc = summary["sources"][extra.name]  # the extra source, scored on its own test part by every fold
+    assert [r["fold"] for r in ilc["folds"]] == [1, 2, 3] and {r["images"] for r in ilc["folds"]} == {1}
+    assert ilc["mean"]["AP"] == pytest.approx(np.mean([r["AP"] for r in ilc["folds"]]), abs=0.01)
+    assert f"held-out test part of {extra.name}" in out
     assert "3-fold cross-validation" in out and "| mean ± std |" in out and str(cv) in out
     assert summary["config"]["extra"][0]["data"] == str(extra)
     # each fold trained on the other folds plus the extra source (the checkpoint records its data's hash)
-    main_ds, extra_ds = load_dataset(base), load_dataset(extra)
+    main_ds, extra_ds = load_dataset(base), load_dataset(extra).subset(["xsynth000", "xsynth001"])
     for i in range(3):
         others = [s for j, f in enumerate(summary["fold_images"]) if j != i for s in f]
         expected = with_extras(main_ds.subset(others), [extra_ds]).fingerprint()

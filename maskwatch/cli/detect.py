@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iou", type=float, default=IOU, help=f"NMS IoU threshold (default {IOU})")
     p.add_argument("--imgsz", type=int, help="network input long side (default: the model's)")
     p.add_argument(
+        "--box-style",
+        metavar="NAME",
+        help="for a model trained on several label sets: draw boxes in that set's style "
+        "(the default model: kaggle, the default, or ilc, tight eyebrows-to-chin boxes)",
+    )
+    p.add_argument(
         "--min-face", type=float, default=0.0, metavar="PX", help="ignore faces whose shorter side < PX"
     )
     p.add_argument(
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
         imgsz=args.imgsz,
+        box_style=args.box_style,
         conf=args.conf,
         iou=args.iou,
         min_face=args.min_face,

@@ -69,6 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--gallery", type=int, default=20, metavar="N", help="images in the error gallery (default 20)"
     )
     p.add_argument("--batch", type=int, default=8, help="images per model call (default 8)")
+    p.add_argument(
+        "--box-style",
+        metavar="NAME",
+        help="for a model trained on several label sets: score with the box regressor of that set's style "
+        "(the default model: kaggle, the default, or ilc, tight eyebrows-to-chin boxes)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.set_defaults(func=run)
 
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         gallery=args.gallery,
         batch=args.batch,
         device=args.device,
+        box_style=args.box_style,
         progress=not args.quiet,
     )
     print(format_report(report), end="")

@@ -23,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fix the input to imgsz x imgsz (default: dynamic height and width, faster on 16:9 video)",
     )
+    p.add_argument(
+        "--box-style",
+        metavar="NAME",
+        help="for a model trained on several label sets: export the box regressor of that set's style "
+        "(the default model: kaggle, the default, or ilc, tight eyebrows-to-chin boxes)",
+    )
     p.add_argument("--out", required=True, help="output .onnx file")
     p.set_defaults(func=run)
 
@@ -31,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from maskwatch.models.export import export_onnx
     from maskwatch.models.registry import load_detector
 
-    detector = load_detector(args.model)
+    detector = load_detector(args.model, box_style=args.box_style)
     path = export_onnx(detector, args.out, args.imgsz, static=args.static)
     imgsz = args.imgsz or detector.imgsz
     size = f"fixed {imgsz}x{imgsz} input" if args.static else "dynamic height/width"

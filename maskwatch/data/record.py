@@ -34,6 +34,9 @@ class Annotation:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float64))
     labels: list[str] = field(default_factory=list)
     file_name: str | None = None
+    # Set by training for an extra source (``SourceConfig``): its box style, and how often it is sampled.
+    box_style: str = ""
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         self.image = Path(self.image)

@@ -5,7 +5,9 @@ Folds are made of whole leakage groups (:func:`maskwatch.data.split.leakage_grou
 frames of one video stay together) and balanced per class, as ``maskwatch data split`` does. The config's
 ``extra`` sources join every training fold and are never held out (e.g. a second learning base whose
 images must not score the first). Each fold trains without validation (its held-out part is not used to
-pick an epoch) and its ``last.pt`` is scored on the held-out part. A CV run lives in
+pick an epoch) and its ``last.pt`` is scored on the held-out part. An extra source whose ``split`` folder
+has a ``test.txt`` trains on its train and val parts only, and every fold's model is also scored on that
+test part with the source's own box style, so each source gets its own numbers. A CV run lives in
 ``<out>/<name>-cvN/``: ``fold1/`` … ``foldK/`` (ordinary run folders), ``cv.json`` and ``cv.png``.
 """
 
@@ -19,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from maskwatch.data.formats import load_dataset
+from maskwatch.data.layout import select_split
 from maskwatch.data.record import Dataset
 from maskwatch.data.split import assign_groups
 from maskwatch.engine.evaluate import json_safe
 from maskwatch.engine.train import HookBase, Trainer, load_sources, train, validate, with_extras
-from maskwatch.engine.train_config import TrainConfig, next_run_dir
+from maskwatch.engine.train_config import SourceConfig, TrainConfig, next_run_dir
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, write_json
 from maskwatch.models.base import Detector
@@ -65,7 +69,8 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-fold rows plus mean and std of every headline number and per-class AP."""
+    """Per-fold rows plus mean and std of every headline number and per-class AP; rows that carry the
+    held-out parts of extra sources (``sources``) get the same summary per source."""
     classes = list(rows[0]["per_class"]) if rows else []
     mean: dict[str, Any] = {"per_class": {}}
     std: dict[str, Any] = {"per_class": {}}
@@ -73,7 +78,38 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         mean[key], std[key] = _stats([r[key] for r in rows])
     for c in classes:
         mean["per_class"][c], std["per_class"][c] = _stats([r["per_class"][c] for r in rows])
-    return {"k": len(rows), "folds": rows, "mean": mean, "std": std}
+    summary: dict[str, Any] = {"k": len(rows), "folds": rows, "mean": mean, "std": std}
+    names = list(rows[0].get("sources", {})) if rows else []
+    if names:
+        summary["sources"] = {name: summarise([r["sources"][name] for r in rows]) for name in names}
+    return summary
+
+
+def held_out_sources(cfg: TrainConfig) -> list[tuple[SourceConfig, Dataset]]:
+    """The test part of each extra source that has one (its ``split`` folder's ``test.txt``)."""
+    parts = []
+    for s in cfg.extra:
+        if s.split and (Path(s.split) / "test.txt").is_file():
+            ds = load_dataset(s.data, s.format, s.merge)
+            parts.append((s, ds.subset(select_split(Path(s.split), "test"))))
+    return parts
+
+
+def source_name(source: SourceConfig) -> str:
+    return Path(source.data).name or source.data
+
+
+def score_sources(
+    det: Detector, parts: list[tuple[SourceConfig, Dataset]], batch: int
+) -> dict[str, dict[str, Any]]:
+    """A fold's model on each extra source's held-out part, with that source's box regressor."""
+    rows = {}
+    first = det.box_style_names()[0]
+    for source, ds in parts:
+        det.use_box_style(source.box_style or first)
+        rows[source_name(source)] = fold_row(0, len(ds), validate(det, ds, batch))
+    det.use_box_style(first)
+    return rows
 
 
 def cross_validate(cfg: TrainConfig, k: int) -> tuple[Path, dict[str, Any]]:
@@ -83,6 +119,7 @@ def cross_validate(cfg: TrainConfig, k: int) -> tuple[Path, dict[str, Any]]:
     if cfg.split:
         log.info("--folds: the split %s is not used; every image of %s is held out once", cfg.split, cfg.data)
     folds = make_folds(ds, k, cfg.seed)
+    sources = held_out_sources(cfg)
     cv_dir = next_run_dir(cfg.out, f"{cfg.name}-cv")
     fold_cfg = dataclasses.replace(cfg, out=str(cv_dir), name="fold", split=None)
     rows: list[dict[str, Any]] = []
@@ -92,7 +129,12 @@ def cross_validate(cfg: TrainConfig, k: int) -> tuple[Path, dict[str, Any]]:
         keep = _KeepDetector()
         train(fold_cfg, datasets=(train_ds, None, classes), hooks=[keep])
         assert keep.det is not None
-        rows.append(fold_row(i + 1, len(held), validate(keep.det, ds.subset(held), cfg.batch)))
+        row = fold_row(i + 1, len(held), validate(keep.det, ds.subset(held), cfg.batch))
+        if sources:
+            row["sources"] = {
+                name: {**r, "fold": i + 1} for name, r in score_sources(keep.det, sources, cfg.batch).items()
+            }
+        rows.append(row)
         summary = {**summarise(rows), "fold_images": folds, "config": dataclasses.asdict(cfg)}
         write_json(cv_dir / "cv.json", json_safe(summary))  # after every fold: a stopped CV keeps its folds
     plot_cv(summary, cv_dir / "cv.png")
@@ -112,8 +154,9 @@ def _fmt(mean: float, std: float) -> str:
     return "—" if math.isnan(mean) else f"{mean:.1f} ± {std:.1f}"
 
 
-def format_cv(summary: dict[str, Any]) -> str:
-    """The per-fold table and the mean ± std line, as printed on the console."""
+def format_cv(summary: dict[str, Any], title: str = "each fold's held-out part") -> str:
+    """The per-fold table and the mean ± std line, as printed on the console (and one table per extra
+    source scored on its own held-out part)."""
     from maskwatch.engine.report import _pct, pipe_table
 
     classes = list(summary["mean"]["per_class"])
@@ -131,9 +174,10 @@ def format_cv(summary: dict[str, Any]) -> str:
             *(_fmt(m["per_class"][c], s["per_class"][c]) for c in classes),
         ]
     )
-    return f"{summary['k']}-fold cross-validation (COCO AP %, each fold's held-out part)\n" + pipe_table(
-        header, rows
-    )
+    text = f"{summary['k']}-fold cross-validation (COCO AP %, {title})\n" + pipe_table(header, rows)
+    for name, part in summary.get("sources", {}).items():
+        text += "\n" + format_cv(part, f"each fold's model on the held-out test part of {name}")
+    return text
 
 
 def plot_cv(summary: dict[str, Any], out: Path) -> None:

@@ -50,13 +50,16 @@ def run_eval(
     gallery: int = 20,
     batch: int = 8,
     device: str = "auto",
+    box_style: str | None = None,
     progress: bool = True,
 ) -> EvalReport:
     """Score ``model`` (default: the built-in default) or a COCO ``predictions`` file on ``data``.
 
     ``split`` is a stems file or a split folder (its ``test.txt``). With ``predictions`` and a COCO ``data``
     file that states image sizes, no image file is needed. ``out`` gets the COCO files, plots and gallery,
-    ``json_path`` the summary metrics. Returns the :class:`~maskwatch.engine.evaluate.EvalReport`.
+    ``json_path`` the summary metrics. ``box_style`` scores a model trained on several label sets with
+    the box regressor of the style ``data`` is drawn in (e.g. ``ilc`` for the ILC 2021 photos).
+    Returns the :class:`~maskwatch.engine.evaluate.EvalReport`.
     """
     t0 = time.perf_counter()
     check_options(min_size, conf, iou_thr, bootstrap)
@@ -64,6 +67,8 @@ def run_eval(
         raise MaskwatchError("--gallery must be >= 0 and --batch >= 1")
     if model is not None and predictions is not None:
         raise MaskwatchError("give a model or a predictions file, not both")
+    if box_style is not None and predictions is not None:
+        raise MaskwatchError("--box-style picks a model's box regressor: it does not apply to --predictions")
     inputs = [p for p in (data, predictions, split) if p is not None]
     if out is not None:
         check_out_dir(Path(out), inputs)
@@ -82,11 +87,12 @@ def run_eval(
     else:
         from maskwatch.predict import load_for_eval  # an .onnx file runs without torch
 
-        detector = load_for_eval(str(model or DEFAULT_MODEL), device=device)
+        detector = load_for_eval(str(model or DEFAULT_MODEL), device=device, box_style=box_style)
         class_names = tuple(detector.class_names)
         check_classes(ds, class_names)  # before minutes of inference, not after
         found = predict_dataset(detector, ds, batch=batch, progress=progress)
         extra["model"] = str(model or DEFAULT_MODEL)
+        extra["box_style"] = box_style
     report = evaluate_dataset(
         ds,
         found,

@@ -35,6 +35,7 @@ from maskwatch.engine.evaluate import evaluate, predict_dataset
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
 from maskwatch.engine.train_config import (
     OptimizerConfig,
+    SourceConfig,
     TrainConfig,
     check_config,
     check_resumable,
@@ -54,9 +55,17 @@ class TrainSet:
     """Images held in memory (learning bases here are small) with label indices per box."""
 
     def __init__(
-        self, ds: Dataset, class_names: list[str], aug: AugmentConfig, seed: int, imgsz: int = 640
+        self,
+        ds: Dataset,
+        class_names: list[str],
+        aug: AugmentConfig,
+        seed: int,
+        imgsz: int = 640,
+        box_styles: Sequence[str] = ("default",),
     ) -> None:
         index = {c: i for i, c in enumerate(class_names)}
+        # An untagged record is in the main learning base's style, the model's first.
+        self.styles = [box_styles.index(r.box_style) if r.box_style else 0 for r in ds.records]
         self.images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
         self.boxes = [r.boxes.astype(np.float32) for r in ds.records]
         self.labels: list[Any] = [
@@ -64,9 +73,12 @@ class TrainSet:
         ]
         self.aug, self.seed, self.imgsz = aug, seed, imgsz
 
-    def sample(self, i: int, epoch: int, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sample(self, i: int, epoch: int, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         rng = np.random.default_rng((self.seed, epoch, position))
-        return augment(self.images[i], self.boxes[i], self.labels[i], self.aug, rng, self.imgsz)
+        return (
+            *augment(self.images[i], self.boxes[i], self.labels[i], self.aug, rng, self.imgsz),
+            self.styles[i],
+        )
 
 
 class EpochSamples(torch.utils.data.Dataset):
@@ -81,7 +93,7 @@ class EpochSamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.order)
 
-    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         return self.data.sample(int(self.order[k]), self.epoch, k)
 
 
@@ -92,7 +104,7 @@ def _as_lists(samples: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
 def load_sources(cfg: TrainConfig) -> tuple[Dataset, list[Dataset], list[str]]:
     """The main learning base, the extra sources (training only) and the model's class order."""
     ds = load_dataset(cfg.data, cfg.format, cfg.merge)
-    extras = [load_dataset(s.data, s.format, s.merge) for s in cfg.extra]
+    extras = [load_extra(s) for s in cfg.extra]
     classes = list(cfg.classes or ds.classes)
     for source, d in [(cfg.data, ds), *((s.data, e) for s, e in zip(cfg.extra, extras, strict=True))]:
         unknown = sorted(set(d.classes) - set(classes))
@@ -101,6 +113,26 @@ def load_sources(cfg: TrainConfig) -> tuple[Dataset, list[Dataset], list[str]]:
                 f"{source}: dataset class {unknown[0]!r} is not in classes {classes}; map it with --merge"
             )
     return ds, extras, classes
+
+
+def load_extra(source: SourceConfig) -> Dataset:
+    """An extra learning base: the images its ``split`` names (a folder: train and val, so its test part
+    stays held out for scoring it), each record tagged with the source's box style."""
+    ds = load_dataset(source.data, source.format, source.merge)
+    if source.split:
+        path = Path(source.split)
+        parts = read_splits(path)
+        stems = (
+            [s for name in ("train", "val") for s in parts.get(name, [])]
+            if path.is_dir()
+            else [s for listed in parts.values() for s in listed]
+        )
+        if not stems:
+            raise MaskwatchError(f"{path}: no train.txt or val.txt to train {source.data} on")
+        ds = ds.subset(stems)
+    for r in ds.records:
+        r.box_style, r.weight = source.box_style, source.weight
+    return ds
 
 
 def with_extras(train: Dataset, extras: Sequence[Dataset]) -> Dataset:
@@ -135,6 +167,18 @@ def split_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, list[str]
     if not train.num_boxes:
         raise MaskwatchError("the training split has no boxes")
     return train, val, classes
+
+
+def sampling_factors(
+    ds: Dataset, labels: Sequence[np.ndarray], num_classes: int, repeat_threshold: float
+) -> np.ndarray:
+    """How often each image is drawn per epoch: its rare-class repeat factor times its source's weight."""
+    base = (
+        repeat_factors(labels, num_classes, repeat_threshold)
+        if repeat_threshold > 0
+        else np.ones(len(labels))
+    )
+    return base * np.array([r.weight for r in ds.records])
 
 
 def validate(det: Detector, val: Dataset, batch: int) -> dict[str, Any]:
@@ -283,12 +327,12 @@ def train_one_epoch(t: Trainer, hooks: Sequence[HookBase]) -> None:
         collate_fn=_as_lists,
     )
     bar = tqdm(loader, desc=f"epoch {t.epoch + 1}/{cfg.epochs}", unit="step")
-    for images, boxes, labels in bar:
+    for images, boxes, labels, styles in bar:
         for h in hooks:
             h.before_step(t)
         for g in t.opt.param_groups:
             g["lr"] = lr_at(t.step, t.total_steps, cfg)
-        t.losses = t.det.loss(images, boxes, labels)
+        t.losses = t.det.loss(images, boxes, labels, styles)
         loss = torch.stack(list(t.losses.values())).sum()
         if not torch.isfinite(loss):
             raise MaskwatchError(f"training diverged at step {t.step} (loss {loss.item()}); lower --lr")
@@ -335,7 +379,7 @@ def train(
     torch.manual_seed(cfg.seed)
     det = make_detector(cfg, classes)
     if state is not None:
-        det.model.load_state_dict(state["state_dict"])
+        det.load_state_dict(state["state_dict"])
     elif cfg.weights:
         init_weights(det, cfg.weights)
     else:
@@ -344,12 +388,8 @@ def train(
             "pass --weights FILE (for maskface-mnet the WIDER FACE RetinaFace weights)",
             cfg.model.arch,
         )
-    data = TrainSet(train_ds, classes, cfg.augment, cfg.seed, cfg.imgsz)
-    factors = (
-        repeat_factors(data.labels, len(classes), cfg.repeat_threshold)
-        if cfg.repeat_threshold > 0
-        else np.ones(len(data.labels))
-    )
+    data = TrainSet(train_ds, classes, cfg.augment, cfg.seed, cfg.imgsz, det.box_style_names())
+    factors = sampling_factors(train_ds, data.labels, len(classes), cfg.repeat_threshold)
     steps_per_epoch = math.ceil(factors.sum() / cfg.batch)
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
@@ -446,6 +486,6 @@ def init_weights(det: Detector, path: str) -> None:
             raise MaskwatchError(
                 f"{path}: a {ckpt['arch']} checkpoint for {ckpt['class_names']} cannot start this run"
             )
-        det.model.load_state_dict(ckpt["state_dict"])
+        det.load_state_dict(ckpt["state_dict"])
     else:
         det.init_weights(path)

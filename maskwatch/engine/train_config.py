@@ -62,6 +62,15 @@ class SourceConfig:
     data: str = ""
     format: str = "auto"
     merge: list[str] = field(default_factory=list)
+    # Which of its images train: a split folder (its train.txt and val.txt: test.txt stays held out, so
+    # the source can be scored on it) or one stems file; empty: every image.
+    split: str | None = None
+    # The box style its labels are drawn in: one of model.options.box_styles (a regressor of its own);
+    # empty: the main learning base's style (the first).
+    box_style: str = ""
+    # Sampling weight of its images against the main base's (0.5: each seen every other epoch on average),
+    # to balance a large extra source without lengthening every epoch.
+    weight: float = 1.0
 
 
 @dataclass
@@ -362,6 +371,21 @@ def check_config(cfg: TrainConfig) -> None:
         ]
     checks += [(cfg.format in FORMATS, f"format {cfg.format!r} is not one of {', '.join(FORMATS)}")]
     checks += [(bool(s.data), "every extra source needs a data path") for s in cfg.extra]
+    styles = box_styles(cfg)
+    checks += [
+        (
+            not s.box_style or s.box_style in styles,
+            f"extra source {s.data}: box_style {s.box_style!r} is not in model.options.box_styles {styles}",
+        )
+        for s in cfg.extra
+    ]
+    checks += [
+        (s.weight > 0, f"extra source {s.data}: weight must be > 0, got {s.weight}") for s in cfg.extra
+    ]
+    checks += [
+        (s.split is None or Path(s.split).exists(), f"extra source {s.data}: split {s.split} not found")
+        for s in cfg.extra
+    ]
     for ok, message in checks:
         if not ok:
             raise MaskwatchError(message)
@@ -375,6 +399,19 @@ def check_config(cfg: TrainConfig) -> None:
     is_path = bool(weights.suffix) or len(weights.parts) > 1
     if cfg.weights and not cfg.resume and is_path and not weights.is_file():  # a resumed run has its own
         raise MaskwatchError(f"{cfg.weights}: weights file not found")
+
+
+def box_styles(cfg: TrainConfig) -> list[str]:
+    """The model's box style names (``model.options.box_styles``, or the architecture's default)."""
+    from maskwatch.models.names import MODEL_NAMES
+
+    if "box_styles" in cfg.model.options:
+        return [str(s) for s in cfg.model.options["box_styles"]]
+    if cfg.model.arch in MODEL_NAMES:
+        from maskwatch.models.registry import architectures
+
+        return [str(s) for s in architectures()[cfg.model.arch].options.get("box_styles", ["default"])]
+    return ["default"]
 
 
 def run_number(path: Path, name: str) -> int | None:

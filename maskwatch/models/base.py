@@ -77,6 +77,26 @@ class Detector(abc.ABC):
         """
         return None
 
+    def box_style_names(self) -> list[str]:
+        """The box styles this model can draw (see :meth:`use_box_style`); one unless it learned several."""
+        return ["default"]
+
+    @property
+    def box_style(self) -> str:
+        """The box style :meth:`predict` draws now."""
+        return self.box_style_names()[0]
+
+    def use_box_style(self, name: str) -> None:
+        """Draw boxes in the style of the learning base called ``name`` (a model trained on several label
+        sets keeps one box regressor per style); an unknown name is a one-line error."""
+        names = self.box_style_names()
+        if name not in names:
+            raise MaskwatchError(f"--box-style {name!r}: this {self.arch} model has {', '.join(names)}")
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load trained weights (architectures may adapt another layout, e.g. a new box style)."""
+        self.model.load_state_dict(state_dict)
+
     @abc.abstractmethod
     def build_model(self) -> torch.nn.Module:
         """The freshly initialised network for ``self.class_names`` and ``self.imgsz``."""
@@ -96,10 +116,15 @@ class Detector(abc.ABC):
 
     @abc.abstractmethod
     def loss(
-        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray]
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray],
+        labels: Sequence[np.ndarray],
+        styles: Sequence[int] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Training losses for augmented RGB images with xyxy boxes and label indices (-1 = ignore region).
 
+        ``styles`` gives each image's box style (an index into :meth:`box_style_names`; ``None``: all 0).
         Each architecture batches and normalises its own input, so the training loop stays generic.
         """
 
@@ -114,6 +139,7 @@ class Detector(abc.ABC):
             "class_names": list(self.class_names),
             "imgsz": self.imgsz,
             "meta": self.checkpoint_meta(),
+            "options": {key: getattr(self, key) for key in self.options},
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             **extra,
         }

@@ -60,6 +60,8 @@ def export_onnx_bytes(detector: Detector, imgsz: int | None = None, static: bool
         "class_names": json.dumps(list(detector.class_names)),
         "imgsz": str(imgsz),
         "arch": detector.arch,
+        "box_style": detector.box_style,
+        "box_styles": json.dumps(detector.box_style_names()),
         "static": "1" if static else "0",
         "input": "BGR float32 NCHW minus mean, long side resized to imgsz, zero-padded at the bottom/right "
         + ("to imgsz x imgsz" if static else "to a multiple of 32"),

@@ -120,14 +120,19 @@ def resolve_model_path(model: str | Path | None) -> Path:
     return path
 
 
-def load_detector(model: str | Path | None = None, device: str | torch.device = "cpu") -> Detector:
-    """Load a built-in model by name (default: ``maskface-mnet``) or any maskwatch checkpoint path."""
+def load_detector(
+    model: str | Path | None = None, device: str | torch.device = "cpu", box_style: str | None = None
+) -> Detector:
+    """Load a built-in model by name (default: ``maskface-mnet``) or any maskwatch checkpoint path;
+    ``box_style`` picks the box style of a model trained on several label sets (default: its first)."""
     path = resolve_model_path(model)
     require_torch(path)
     from maskwatch.models.base import read_checkpoint
 
     ckpt = read_checkpoint(path)
-    det = build_detector(ckpt["arch"], ckpt["class_names"], ckpt["imgsz"], device)
-    det.model.load_state_dict(ckpt["state_dict"])
+    det = build_detector(ckpt["arch"], ckpt["class_names"], ckpt["imgsz"], device, **ckpt.get("options", {}))
+    det.load_state_dict(ckpt["state_dict"])
     det.model.eval()
+    if box_style:
+        det.use_box_style(box_style)
     return det

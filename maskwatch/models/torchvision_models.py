@@ -100,7 +100,11 @@ class TorchvisionDetector(Detector):
         return [torch.tensor(im, device=self.device).permute(2, 0, 1).float().div(255) for im in images]
 
     def loss(
-        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray]
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray],
+        labels: Sequence[np.ndarray],
+        styles: Sequence[int] | None = None,  # one box style: ignored
     ) -> dict[str, torch.Tensor]:
         targets = []
         for b, lab in zip(boxes, labels, strict=True):

@@ -31,6 +31,7 @@ def load_predictor(
     device: str = "cpu",
     imgsz: int | None = None,
     threads: int | None = None,
+    box_style: str | None = None,
 ) -> Predictor:
     """A predictor for a built-in model name, a ``.pt`` checkpoint or an exported ``.onnx`` file.
 
@@ -43,6 +44,9 @@ def load_predictor(
     pipeline's decoding and encoding threads so the network never competes with them: torch's OpenMP
     threads busy-wait and stall when a core is taken (on 2 shared cores, 2 threads ran ~5x slower than
     1), and a single ONNX Runtime thread does more per CPU-second than two.
+
+    ``box_style`` picks the box style of a model trained on several label sets (default: its first, the
+    one a packaged or plain export holds); another style runs from its own cached export.
     """
     from maskwatch.models.registry import packaged_onnx, resolve_model_path
 
@@ -55,23 +59,25 @@ def load_predictor(
         if backend == "torch":
             raise MaskwatchError(f"{name}: an ONNX model runs with --backend onnx, not torch")
         _check_device(device)
-        return _onnx_predictor(name, device, imgsz, threads, name)
+        return _with_style(_onnx_predictor(name, device, imgsz, threads, name), box_style)
     path = resolve_model_path(name)
     onnx_ok = backend == "onnx" or (backend == "auto" and str(device) == "cpu")
     cached = None
     if onnx_ok:
         builtin = not Path(name).is_file() and name in registered_modules()
         if builtin and packaged_onnx(name).is_file():
-            return _onnx_predictor(packaged_onnx(name), device, imgsz, threads, name)
+            packaged = _onnx_predictor(packaged_onnx(name), device, imgsz, threads, name)
+            if box_style in (None, packaged.box_style):
+                return packaged
         from maskwatch.predict import cache
 
-        cached = cache.cached_onnx_path(path)
+        cached = cache.cached_onnx_path(path, box_style)
         if cached.is_file():
             log.debug("%s: using the cached ONNX export %s", name, cached)
             return _onnx_predictor(cached, device, imgsz, threads, name)
     from maskwatch.models.registry import load_detector
 
-    detector = load_detector(path, device)
+    detector = load_detector(path, device, box_style)
     if backend == "auto":
         backend = "onnx" if onnx_ok and detector.inference_module() is not None else "torch"
     if backend == "onnx":
@@ -107,6 +113,17 @@ def _check_device(device: str) -> None:
         raise MaskwatchError(f"--device {device}: expected cpu, cuda or auto")
 
 
+def _with_style(predictor: Predictor, box_style: str | None) -> Predictor:
+    """An ONNX file holds the one box style it was exported with: asking for another is an error."""
+    have = predictor.box_style
+    if box_style not in (None, have):
+        raise MaskwatchError(
+            f"--box-style {box_style!r}: {predictor.name} was exported with box style {have!r} "
+            "(export it again with 'maskwatch export --box-style', or run the .pt checkpoint)"
+        )
+    return predictor
+
+
 def _onnx_predictor(
     model: str | Path | bytes, device: str, imgsz: int | None, threads: int, name: str
 ) -> Predictor:
@@ -115,11 +132,13 @@ def _onnx_predictor(
     return OnnxPredictor(model, device=device, imgsz=imgsz, threads=threads, name=name)
 
 
-def load_for_eval(model: str | Path | None, device: str = "cpu") -> Predictor | Detector:
+def load_for_eval(
+    model: str | Path | None, device: str = "cpu", box_style: str | None = None
+) -> Predictor | Detector:
     """What ``maskwatch eval`` runs: an ``.onnx`` file through ONNX Runtime (no torch), any other model
     as its :class:`Detector`, whose ``predict`` is the reference the README's numbers come from."""
     if str(model or "").lower().endswith(".onnx"):
-        return load_predictor(model, "onnx", device)
+        return load_predictor(model, "onnx", device, box_style=box_style)
     from maskwatch.models.registry import load_detector
 
-    return load_detector(model, device)
+    return load_detector(model, device, box_style)

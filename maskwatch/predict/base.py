@@ -39,6 +39,7 @@ class Predictor(abc.ABC):
     name: str
     class_names: tuple[str, ...]
     imgsz: int
+    box_style: str = "default"  # the box style it draws (a model trained on several label sets has several)
 
     @abc.abstractmethod
     def prepare(self, image: np.ndarray) -> Prepared:

@@ -25,9 +25,10 @@ def cache_dir() -> Path:
     return Path(base) / "maskwatch"
 
 
-def cached_onnx_path(checkpoint: Path) -> Path:
-    """Where the export of ``checkpoint`` (as it is now) lives in the cache."""
-    return cache_dir() / "onnx" / f"{file_hash(checkpoint)}-f{EXPORT_FORMAT}.onnx"
+def cached_onnx_path(checkpoint: Path, box_style: str | None = None) -> Path:
+    """Where the export of ``checkpoint`` (as it is now, in ``box_style`` if given) lives in the cache."""
+    style = f"-{box_style}" if box_style else ""
+    return cache_dir() / "onnx" / f"{file_hash(checkpoint)}-f{EXPORT_FORMAT}{style}.onnx"
 
 
 def store(path: Path, data: bytes) -> None:

@@ -65,6 +65,7 @@ class OnnxPredictor(GraphPredictor):
                 f"{label}: not a maskwatch ONNX export (no {META_PREFIX}class_names metadata)"
             )
         self.class_names = tuple(json.loads(meta[META_PREFIX + "class_names"]))
+        self.box_style = meta.get(META_PREFIX + "box_style", "default")  # the one style the export holds
         exported = int(meta[META_PREFIX + "imgsz"])
         self.input_name = self.session.get_inputs()[0].name
         h, w = self.session.get_inputs()[0].shape[2:]

@@ -45,6 +45,7 @@ class TorchPredictor(GraphPredictor):
         self.name = name or detector.arch
         self.class_names = detector.class_names
         self.imgsz = imgsz or detector.imgsz
+        self.box_style = detector.box_style
         self.device = detector.device
         self.module = fuse_conv_bn(copy.deepcopy(module).eval()).to(self.device)
 
@@ -66,6 +67,7 @@ class DetectorPredictor(Predictor):
         if imgsz:
             detector.imgsz = imgsz
         self.imgsz = detector.imgsz
+        self.box_style = detector.box_style
 
     def prepare(self, image: np.ndarray) -> Prepared:
         return Prepared(None, 1.0, (image.shape[0], image.shape[1]), image)

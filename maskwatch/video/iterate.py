@@ -23,12 +23,12 @@ from maskwatch.video.sources import Frame, open_source
 from maskwatch.video.tracker import FaceTracker
 
 
-def _predictor(model: Any, backend: str, device: str, imgsz: int | None) -> Any:
+def _predictor(model: Any, backend: str, device: str, imgsz: int | None, box_style: str | None = None) -> Any:
     """A predictor from a name/path, a :class:`maskwatch.api.Model` or a predictor itself."""
     if model is None or isinstance(model, (str, Path)):
         from maskwatch.predict import load_predictor
 
-        return load_predictor(model, backend, device, imgsz)
+        return load_predictor(model, backend, device, imgsz, box_style=box_style)
     predictor = getattr(model, "predictor", model)  # a Model wraps its predictor
     if not (hasattr(predictor, "prepare") and hasattr(predictor, "infer")):
         raise MaskwatchError(f"model: expected a name, a path or a loaded model, not {type(model).__name__}")
@@ -49,6 +49,7 @@ def iter_detections(
     device: str = "cpu",
     imgsz: int | None = None,
     reconnect: float = 30.0,
+    box_style: str | None = None,
 ) -> Iterator[tuple[Frame, Detections]]:
     """Yield ``(frame, detections)`` for each frame of ``source`` (anything ``maskwatch detect`` reads).
 
@@ -64,7 +65,7 @@ def iter_detections(
     src = open_source(str(source), reconnect=reconnect)
     frames = iter(src)
     try:
-        predictor = _predictor(model, backend, device, imgsz)
+        predictor = _predictor(model, backend, device, imgsz, box_style)
         tracker = FaceTracker(predictor.class_names) if track else None
         for frame in frames:
             if max_frames is not None and frame.index >= max_frames:

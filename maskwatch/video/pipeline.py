@@ -469,6 +469,7 @@ def detect(
     backend: str | None = None,
     device: str = "cpu",
     imgsz: int | None = None,
+    box_style: str | None = None,
     conf: float = CONF,
     iou: float = IOU,
     min_face: float = 0.0,
@@ -528,7 +529,7 @@ def detect(
             sinks.append(LabelsSink(save_txt, stem, save_conf))
         if show:
             sinks.append(WindowSink())
-        predictor = load_predictor(model, backend, device, imgsz)
+        predictor = load_predictor(model, backend, device, imgsz, box_style=box_style)
         class_ids = None if classes is None else class_indices(classes, predictor.class_names)
     except BaseException:
         src.close()

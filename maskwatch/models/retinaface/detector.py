@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from maskwatch.detections import Detections
+from maskwatch.errors import MaskwatchError
 from maskwatch.models.base import Detector
 from maskwatch.models.letterbox import BGR_MEAN, image_detections, letterbox, stack_padded
 from maskwatch.models.registry import register_detector
@@ -19,7 +20,7 @@ from maskwatch.models.retinaface.anchors import LEVELS, make_anchors
 from maskwatch.models.retinaface.coding import DecodedRetinaFace
 from maskwatch.models.retinaface.loss import detection_loss, match
 from maskwatch.models.retinaface.network import RetinaFaceNet
-from maskwatch.models.retinaface.weights import load_face_weights
+from maskwatch.models.retinaface.weights import load_face_weights, with_style_heads
 
 
 def batch_tensor(arrays: Sequence[np.ndarray]) -> torch.Tensor:
@@ -43,18 +44,52 @@ class MaskFaceDetector(Detector):
         "neg_pos_ratio": 7,  # negatives per positive in hard-negative mining
         "match_iou": 0.35,  # an anchor is a positive at this IoU with a face (RetinaFace's value)
         "box_weight": 2.0,  # weight of the box loss against the class loss
+        # One box regressor per label set's box style; the first is the main learning base's (and the
+        # default at inference), each extra source names its own (``extra[i].box_style``).
+        "box_styles": ["default"],
     }
     focal_gamma: float
     neg_pos_ratio: int
     match_iou: float
     box_weight: float
+    box_styles: list[str]
     model: RetinaFaceNet
 
     def build_model(self) -> RetinaFaceNet:
-        return RetinaFaceNet(len(self.class_names))
+        styles = self.box_styles
+        if not styles or not all(isinstance(s, str) and s for s in styles) or len(set(styles)) < len(styles):
+            raise MaskwatchError(f"{self.arch}: box_styles must be distinct non-empty names, got {styles!r}")
+        return RetinaFaceNet(len(self.class_names), num_styles=len(styles))
 
     def checkpoint_meta(self) -> dict[str, Any]:
-        return {"input": "BGR minus mean", "mean": list(BGR_MEAN), "levels": [list(lv) for lv in LEVELS]}
+        return {
+            "input": "BGR minus mean",
+            "mean": list(BGR_MEAN),
+            "levels": [list(lv) for lv in LEVELS],
+            "box_styles": list(self.box_styles),
+        }
+
+    def box_style_names(self) -> list[str]:
+        return list(self.box_styles)
+
+    @property
+    def box_style(self) -> str:
+        return self.box_styles[self.model.style]
+
+    def use_box_style(self, name: str) -> None:
+        super().use_box_style(name)
+        self.model.style = self.box_styles.index(name)
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Also starts a model with more box styles from one with fewer (each new style's head copies the
+        first's) and drops the heads of styles this model does not have."""
+        own = self.model.state_dict()
+        sd = {
+            k: v
+            for k, v in with_style_heads(state_dict, own).items()
+            if not k.startswith("StyleBbox") or k in own
+        }
+        self.model.load_state_dict(sd)
 
     def anchors(self, height: int, width: int) -> torch.Tensor:
         return _anchors_for(height, width).to(self.device)  # a no-op copy on the CPU
@@ -71,7 +106,11 @@ class MaskFaceDetector(Detector):
         return DecodedRetinaFace(self.model)
 
     def loss(
-        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray]
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray],
+        labels: Sequence[np.ndarray],
+        styles: Sequence[int] | None = None,
     ) -> dict[str, torch.Tensor]:
         x = batch_tensor([letterbox(im, max(im.shape[:2]))[0] for im in images]).to(self.device)
         anchors = self.anchors(x.shape[2], x.shape[3]).cpu()
@@ -82,7 +121,8 @@ class MaskFaceDetector(Detector):
             ),
             strict=True,
         )
-        loc, logits = self.model(x)
+        style_ids = torch.as_tensor(list(styles) if styles is not None else [0] * len(images))
+        loc, logits = self.model.forward_styles(x, style_ids.to(self.device))
         return detection_loss(
             loc,
             logits,

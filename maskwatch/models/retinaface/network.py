@@ -100,9 +100,16 @@ class _Head(nn.Module):
 
 
 class RetinaFaceNet(nn.Module):
-    """Returns box offsets (N, A, 4) and class logits (N, A, 1 + num_classes) for all anchors."""
+    """Returns box offsets (N, A, 4) and class logits (N, A, 1 + num_classes) for all anchors.
 
-    def __init__(self, num_classes: int, channels: int = 64) -> None:
+    ``num_styles`` > 1 adds one box head per extra *box style*: learning bases draw faces differently
+    (Kaggle's loose boxes, ILC's tight eyebrows-to-chin ones), so each style gets its own 1x1 box regressor
+    over the shared features and class head. ``style`` picks the head :meth:`forward` (and so inference and
+    the ONNX export) uses; training computes every style's offsets with :meth:`forward_styles`. Style 0 keeps
+    the name ``BboxHead``, so single-style checkpoints load unchanged.
+    """
+
+    def __init__(self, num_classes: int, channels: int = 64, num_styles: int = 1) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.anchors_per_loc = len(LEVELS[0][1])
@@ -116,19 +123,45 @@ class RetinaFaceNet(nn.Module):
         a = self.anchors_per_loc
         self.ClassHead = nn.ModuleList([_Head(channels, a * (1 + num_classes)) for _ in LEVELS])
         self.BboxHead = nn.ModuleList([_Head(channels, a * 4) for _ in LEVELS])
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.fpn(self.body(x))
-        feats = [self.ssh1(feats[0]), self.ssh2(feats[1]), self.ssh3(feats[2])]
-        n = x.shape[0]
-        loc = torch.cat(
-            [h(f).permute(0, 2, 3, 1).reshape(n, -1, 4) for h, f in zip(self.BboxHead, feats, strict=True)], 1
+        self.StyleBboxHead = nn.ModuleList(
+            [nn.ModuleList([_Head(channels, a * 4) for _ in LEVELS]) for _ in range(num_styles - 1)]
         )
-        cls = torch.cat(
+        self.style = 0
+
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.fpn(self.body(x))
+        return [self.ssh1(feats[0]), self.ssh2(feats[1]), self.ssh3(feats[2])]
+
+    def _box_heads(self, style: int) -> nn.ModuleList:
+        return self.BboxHead if style == 0 else self.StyleBboxHead[style - 1]  # type: ignore[return-value]
+
+    def _offsets(self, feats: list[torch.Tensor], style: int) -> torch.Tensor:
+        n = feats[0].shape[0]
+        heads = self._box_heads(style)
+        return torch.cat(
+            [h(f).permute(0, 2, 3, 1).reshape(n, -1, 4) for h, f in zip(heads, feats, strict=True)], 1
+        )
+
+    def _logits(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        n = feats[0].shape[0]
+        return torch.cat(
             [
                 h(f).permute(0, 2, 3, 1).reshape(n, -1, 1 + self.num_classes)
                 for h, f in zip(self.ClassHead, feats, strict=True)
             ],
             1,
         )
-        return loc, cls
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self._features(x)
+        return self._offsets(feats, self.style), self._logits(feats)
+
+    def forward_styles(self, x: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offsets from each image's own style head (``styles``: (N,) style indices) and class logits."""
+        feats = self._features(x)
+        loc = self._offsets(feats, 0)
+        for s in styles.unique().tolist():
+            if s:
+                pick = styles == s
+                loc = torch.where(pick[:, None, None], self._offsets(feats, int(s)), loc)
+        return loc, self._logits(feats)

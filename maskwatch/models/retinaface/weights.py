@@ -27,8 +27,22 @@ def load_face_weights(model: RetinaFaceNet, path: str | Path) -> None:
         face = face.reshape(a, 2, *face.shape[1:])
         new = torch.cat([face[:, :1], face[:, 1:2].expand(-1, c - 1, *face.shape[2:])], 1)
         own[key] = new.reshape(a * c, *face.shape[2:])
+    sd = with_style_heads(sd, own)
     missing = [k for k in own if k not in sd and not k.startswith("ClassHead")]
     if missing:
         raise MaskwatchError(f"{path}: not a RetinaFace MobileNet-0.25 state dict (missing {missing[0]})")
     own.update({k: v for k, v in sd.items() if k in own})
     model.load_state_dict(own)
+
+
+def with_style_heads(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``sd`` with every extra box-style head the model has and ``sd`` lacks started as a copy of the
+    first style's head (``StyleBboxHead.S.L.*`` from ``BboxHead.L.*``): a new style begins from boxes that
+    already fit faces and only learns its offset from them."""
+    sd = dict(sd)
+    for key in own:
+        if key.startswith("StyleBboxHead.") and key not in sd:
+            source = "BboxHead." + key.split(".", 2)[2]
+            if source in sd:
+                sd[key] = sd[source].clone()
+    return sd
