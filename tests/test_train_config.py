@@ -78,6 +78,22 @@ def test_shipped_configs_describe_the_same_run_as_before(name: str) -> None:
         assert set(written[section]) >= set(dataclasses.asdict(new)[section]) - {"momentum"}, section
 
 
+def test_the_default_recipe_writes_out_every_knob() -> None:
+    """configs/maskface-mnet-kilc.yaml (the shipped default's recipe) spells out every section's knobs,
+    its extra source's split, style and weight, and both box styles."""
+    from maskwatch.models.registry import architectures
+
+    written = yaml.safe_load((ROOT / "configs" / "maskface-mnet-kilc.yaml").read_text())
+    cfg = config_from_dict(written)
+    assert set(cfg.model.options) == set(architectures()["maskface-mnet"].options)
+    assert cfg.model.options["box_styles"] == ["kaggle", "ilc"]
+    for section in ("augment", "optimizer", "schedule"):
+        assert set(written[section]) >= set(dataclasses.asdict(cfg)[section]) - {"momentum"}, section
+    (ilc,) = written["extra"]
+    assert set(ilc) == set(dataclasses.asdict(cfg.extra[0])) - {"format"}
+    assert ilc["box_style"] == "ilc" and (ROOT / ilc["split"] / "test.txt").is_file()
+
+
 def test_nested_overrides_are_typed() -> None:
     cfg = make_config(
         None,
