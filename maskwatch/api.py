@@ -219,7 +219,8 @@ def _onnx_meta(path: Path) -> dict[str, str]:
 
 def builtin_models() -> list[dict[str, Any]]:
     """Each built-in model: ``name``, ``default``, packaged weights (``pt``/``onnx`` paths or None),
-    ``class_names`` (None without packaged weights: the classes come with a checkpoint) and ``imgsz``.
+    ``class_names`` (None without packaged weights: the classes come with a checkpoint), ``imgsz`` and
+    ``box_styles`` (the first is the default; None without packaged weights).
 
     What ``maskwatch models`` prints; read from the files shipped in the package, nothing is downloaded.
     """
@@ -232,15 +233,18 @@ def builtin_models() -> list[dict[str, Any]]:
     for name in MODEL_NAMES:
         pt, onnx_path = packaged_weights(name), packaged_onnx(name)
         classes: list[str] | None = None
+        styles = ["default"]
         imgsz = 640  # every architecture's default input size (models.registry.build_detector)
         if onnx_path.is_file():  # the ONNX metadata says the same as the .pt, and needs no torch to read
             meta = _onnx_meta(onnx_path)
             classes, imgsz = json.loads(meta["class_names"]), int(meta["imgsz"])
+            styles = json.loads(meta.get("box_styles", '["default"]'))
         elif pt.is_file():
             from maskwatch.models.base import read_checkpoint
 
             ckpt = read_checkpoint(pt)
             classes, imgsz = list(ckpt["class_names"]), int(ckpt["imgsz"])
+            styles = list(ckpt["meta"].get("box_styles", styles))
         rows.append(
             {
                 "name": name,
@@ -249,6 +253,7 @@ def builtin_models() -> list[dict[str, Any]]:
                 "onnx": str(onnx_path) if onnx_path.is_file() else None,
                 "class_names": classes,
                 "imgsz": imgsz,
+                "box_styles": styles if classes else None,  # the first is the default (--box-style)
             }
         )
     return rows

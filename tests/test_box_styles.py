@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from maskwatch.cli import main
+from maskwatch.data.record import SourceTag
 from maskwatch.engine.train import TrainSet, load_extra, sampling_factors
 from maskwatch.engine.train_config import SourceConfig, check_config, make_config
 from maskwatch.errors import MaskwatchError
@@ -97,12 +98,12 @@ def test_an_extra_source_trains_on_its_train_and_val_parts_in_its_style(extra_ba
     ds = load_extra(source)
     test = (extra_base / "split" / "test.txt").read_text().split()
     assert len(ds) == 4 and not set(test) & {r.stem for r in ds}, "its test part stays held out"
-    assert {r.box_style for r in ds} == {"tight"} and {r.weight for r in ds} == {0.5}
+    assert {r.source for r in ds} == {SourceTag("tight", 0.5, True)}
     one_file = load_extra(SourceConfig(data=str(extra_base), split=str(extra_base / "split" / "val.txt")))
     assert [r.stem for r in one_file] == (extra_base / "split" / "val.txt").read_text().split()
     data = TrainSet(ds, ["with_mask", "no_mask"], make_config(None).augment, 0, 128, STYLES)
     assert data.styles == [1, 1, 1, 1]
-    assert data.sample(0, 0, 0)[3] == 1
+    assert data.sample(0, 0, 0)[3:] == (1, True)
     factors = sampling_factors(ds, data.labels, 2, 0.0)
     assert np.allclose(factors, 0.5), "weight 0.5: each image every other epoch on average"
 
@@ -185,3 +186,19 @@ def test_a_chosen_style_runs_alike_on_torch_and_onnx(dev_model: Path, tmp_path: 
     assert OnnxPredictor(tmp_path / "t.onnx").box_style == "tight"
     with pytest.raises(MaskwatchError, match="exported with box style 'tight'"):
         load_predictor(tmp_path / "t.onnx", box_style="default")
+
+
+def test_a_source_without_negatives_teaches_no_background() -> None:
+    """Label sets that box only the nearer faces in a crowd: their unboxed regions are ignored rather than
+    taught as background, so only the class loss of their boxed faces remains."""
+    det = build_detector("maskface-mnet", ["with_mask", "no_mask"], 128)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)]
+    boxes, labels = [np.array([[30, 30, 70, 80]], np.float32)], [np.array([0])]
+    torch.manual_seed(0)
+    with_bg = det.loss(images, boxes, labels, [0], [True])
+    without = det.loss(images, boxes, labels, [0], [False])
+    assert torch.equal(with_bg["box"], without["box"]), "the boxed face's regression is unchanged"
+    assert without["cls"].item() < with_bg["cls"].item(), "no background term left"
+    empty = det.loss(images, [np.zeros((0, 4), np.float32)], [np.zeros(0, np.int64)], [0], [False])
+    assert empty["cls"].item() == 0.0, "an image with no box and no negatives teaches nothing"

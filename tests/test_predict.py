@@ -111,12 +111,16 @@ def test_detect_without_torch_explains_a_checkpoint_needs_it(tmp_path: Path) -> 
     assert "need PyTorch, which is not installed (pip install 'maskwatch[train]')" in done.stderr
 
 
-def test_packaged_onnx_matches_the_packaged_weights(kaggle: Path) -> None:
-    """The shipped export is the shipped .pt (after retraining, re-make it with
-    ``maskwatch export --model maskface-mnet --out maskwatch/models/weights/maskface-mnet.onnx``)."""
-    det = load_detector()
-    runtime = OnnxPredictor(packaged_onnx("maskface-mnet"))
+@pytest.mark.parametrize("style", [None, "ilc"])
+def test_packaged_onnx_matches_the_packaged_weights(kaggle: Path, style: str | None) -> None:
+    """The shipped exports are the shipped .pt in each box style (after retraining, re-make them with
+    ``maskwatch export --model maskface-mnet --out maskwatch/models/weights/maskface-mnet.onnx`` and
+    ``... --box-style ilc --out maskwatch/models/weights/maskface-mnet-ilc.onnx``)."""
+    det = load_detector(box_style=style)
+    runtime = OnnxPredictor(packaged_onnx("maskface-mnet", style))
     assert runtime.class_names == det.class_names and runtime.imgsz == det.imgsz
+    assert runtime.box_style == det.box_style == (style or "kaggle")
+    assert load_predictor(box_style=style).box_style == det.box_style, "the packaged export of that style"
     for name in ["maksssksksss0.jpg", "maksssksksss10.jpg", "maksssksksss109.jpg"]:
         image = load_image(kaggle / "images" / name)
         for conf, agnostic in ((0.5, True), (0.05, False)):

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = [("model", "weights", "classes", "imgsz")]
+    table = [("model", "weights", "classes", "imgsz", "box styles")]
     for r in rows:
         packaged = [kind for kind in ("pt", "onnx") if r[kind]]
         table.append(
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
                 ", ".join(f".{k}" for k in packaged) or "none (train it)",
                 ", ".join(r["class_names"]) if r["class_names"] else "-",
                 str(r["imgsz"]),
+                ", ".join(r["box_styles"]) if r["box_styles"] else "-",
             )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]

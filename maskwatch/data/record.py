@@ -20,6 +20,20 @@ from maskwatch.detections import Detections
 log = logging.getLogger("maskwatch")
 
 
+@dataclass(frozen=True)
+class SourceTag:
+    """How training treats the images of one learning base (set from ``SourceConfig`` for extra sources).
+
+    ``box_style``: the style its boxes are drawn in ("" = the main base's); ``weight``: how often its images
+    are drawn per epoch; ``negatives``: whether its unboxed regions teach "background" (off for label sets
+    that leave faces in crowds unboxed).
+    """
+
+    box_style: str = ""
+    weight: float = 1.0
+    negatives: bool = True
+
+
 @dataclass
 class Annotation:
     """One image and its labelled boxes.
@@ -34,9 +48,7 @@ class Annotation:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float64))
     labels: list[str] = field(default_factory=list)
     file_name: str | None = None
-    # Set by training for an extra source (``SourceConfig``): its box style, and how often it is sampled.
-    box_style: str = ""
-    weight: float = 1.0
+    source: SourceTag = field(default_factory=lambda: SourceTag())  # how training treats its learning base
 
     def __post_init__(self) -> None:
         self.image = Path(self.image)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from maskwatch.data.formats import load_dataset
 from maskwatch.data.layout import read_splits
-from maskwatch.data.record import Dataset
+from maskwatch.data.record import Dataset, SourceTag
 from maskwatch.engine.augment import AugmentConfig, augment
 from maskwatch.engine.evaluate import evaluate, predict_dataset
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
@@ -51,6 +51,10 @@ from maskwatch.models.registry import build_detector
 log = logging.getLogger("maskwatch")
 
 
+# One augmented training sample: image, boxes, label indices, box style index, unboxed-is-background flag.
+Sample = tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]
+
+
 class TrainSet:
     """Images held in memory (learning bases here are small) with label indices per box."""
 
@@ -65,7 +69,8 @@ class TrainSet:
     ) -> None:
         index = {c: i for i, c in enumerate(class_names)}
         # An untagged record is in the main learning base's style, the model's first.
-        self.styles = [box_styles.index(r.box_style) if r.box_style else 0 for r in ds.records]
+        self.styles = [box_styles.index(r.source.box_style) if r.source.box_style else 0 for r in ds.records]
+        self.negatives = [r.source.negatives for r in ds.records]
         self.images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
         self.boxes = [r.boxes.astype(np.float32) for r in ds.records]
         self.labels: list[Any] = [
@@ -73,12 +78,12 @@ class TrainSet:
         ]
         self.aug, self.seed, self.imgsz = aug, seed, imgsz
 
-    def sample(self, i: int, epoch: int, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    def sample(self, i: int, epoch: int, position: int) -> Sample:
         rng = np.random.default_rng((self.seed, epoch, position))
-        return (
-            *augment(self.images[i], self.boxes[i], self.labels[i], self.aug, rng, self.imgsz),
-            self.styles[i],
+        image, boxes, labels = augment(
+            self.images[i], self.boxes[i], self.labels[i], self.aug, rng, self.imgsz
         )
+        return image, boxes, labels, self.styles[i], self.negatives[i]
 
 
 class EpochSamples(torch.utils.data.Dataset):
@@ -93,7 +98,7 @@ class EpochSamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.order)
 
-    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    def __getitem__(self, k: int) -> Sample:
         return self.data.sample(int(self.order[k]), self.epoch, k)
 
 
@@ -130,8 +135,9 @@ def load_extra(source: SourceConfig) -> Dataset:
         if not stems:
             raise MaskwatchError(f"{path}: no train.txt or val.txt to train {source.data} on")
         ds = ds.subset(stems)
+    tag = SourceTag(source.box_style, source.weight, source.negatives)
     for r in ds.records:
-        r.box_style, r.weight = source.box_style, source.weight
+        r.source = tag
     return ds
 
 
@@ -178,7 +184,7 @@ def sampling_factors(
         if repeat_threshold > 0
         else np.ones(len(labels))
     )
-    return base * np.array([r.weight for r in ds.records])
+    return base * np.array([r.source.weight for r in ds.records])
 
 
 def validate(det: Detector, val: Dataset, batch: int) -> dict[str, Any]:
@@ -327,12 +333,12 @@ def train_one_epoch(t: Trainer, hooks: Sequence[HookBase]) -> None:
         collate_fn=_as_lists,
     )
     bar = tqdm(loader, desc=f"epoch {t.epoch + 1}/{cfg.epochs}", unit="step")
-    for images, boxes, labels, styles in bar:
+    for images, boxes, labels, styles, negatives in bar:
         for h in hooks:
             h.before_step(t)
         for g in t.opt.param_groups:
             g["lr"] = lr_at(t.step, t.total_steps, cfg)
-        t.losses = t.det.loss(images, boxes, labels, styles)
+        t.losses = t.det.loss(images, boxes, labels, styles, negatives)
         loss = torch.stack(list(t.losses.values())).sum()
         if not torch.isfinite(loss):
             raise MaskwatchError(f"training diverged at step {t.step} (loss {loss.item()}); lower --lr")

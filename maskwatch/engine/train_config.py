@@ -71,6 +71,9 @@ class SourceConfig:
     # Sampling weight of its images against the main base's (0.5: each seen every other epoch on average),
     # to balance a large extra source without lengthening every epoch.
     weight: float = 1.0
+    # False: its unboxed regions are not taught as background (label sets that box only the nearer faces
+    # in crowds); its boxed faces still train the class and box heads.
+    negatives: bool = True
 
 
 @dataclass

@@ -121,10 +121,12 @@ class Detector(abc.ABC):
         boxes: Sequence[np.ndarray],
         labels: Sequence[np.ndarray],
         styles: Sequence[int] | None = None,
+        negatives: Sequence[bool] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Training losses for augmented RGB images with xyxy boxes and label indices (-1 = ignore region).
 
-        ``styles`` gives each image's box style (an index into :meth:`box_style_names`; ``None``: all 0).
+        ``styles`` gives each image's box style (an index into :meth:`box_style_names`; ``None``: all 0);
+        an image whose ``negatives`` flag is False teaches no background (only its boxed faces count).
         Each architecture batches and normalises its own input, so the training loop stays generic.
         """
 

@@ -69,9 +69,12 @@ def packaged_weights(name: str) -> Path:
     return Path(str(resources.files("maskwatch.models") / "weights" / f"{name}.pt"))
 
 
-def packaged_onnx(name: str) -> Path:
+def packaged_onnx(name: str, box_style: str | None = None) -> Path:
     """The ONNX export shipped beside :func:`packaged_weights`, made at release time by
-    ``maskwatch export --model NAME --out maskwatch/models/weights/NAME.onnx`` (a test checks they agree)."""
+    ``maskwatch export --model NAME --out maskwatch/models/weights/NAME.onnx`` (a test checks they agree);
+    with ``box_style``, the export of that style (``NAME-STYLE.onnx``, ``export --box-style STYLE``)."""
+    if box_style:
+        return packaged_weights(name).with_name(f"{name}-{box_style}.onnx")
     return packaged_weights(name).with_suffix(".onnx")
 
 

@@ -105,6 +105,7 @@ class TorchvisionDetector(Detector):
         boxes: Sequence[np.ndarray],
         labels: Sequence[np.ndarray],
         styles: Sequence[int] | None = None,  # one box style: ignored
+        negatives: Sequence[bool] | None = None,  # torchvision's samplers decide: ignored
     ) -> dict[str, torch.Tensor]:
         targets = []
         for b, lab in zip(boxes, labels, strict=True):

@@ -65,10 +65,11 @@ def load_predictor(
     cached = None
     if onnx_ok:
         builtin = not Path(name).is_file() and name in registered_modules()
-        if builtin and packaged_onnx(name).is_file():
-            packaged = _onnx_predictor(packaged_onnx(name), device, imgsz, threads, name)
-            if box_style in (None, packaged.box_style):
-                return packaged
+        for shipped in (packaged_onnx(name), packaged_onnx(name, box_style)) if builtin else ():
+            if shipped.is_file():
+                packaged = _onnx_predictor(shipped, device, imgsz, threads, name)
+                if box_style in (None, packaged.box_style):
+                    return packaged
         from maskwatch.predict import cache
 
         cached = cache.cached_onnx_path(path, box_style)

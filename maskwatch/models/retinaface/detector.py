@@ -111,6 +111,7 @@ class MaskFaceDetector(Detector):
         boxes: Sequence[np.ndarray],
         labels: Sequence[np.ndarray],
         styles: Sequence[int] | None = None,
+        negatives: Sequence[bool] | None = None,
     ) -> dict[str, torch.Tensor]:
         x = batch_tensor([letterbox(im, max(im.shape[:2]))[0] for im in images]).to(self.device)
         anchors = self.anchors(x.shape[2], x.shape[3]).cpu()
@@ -121,12 +122,16 @@ class MaskFaceDetector(Detector):
             ),
             strict=True,
         )
+        targets = torch.stack(t_cls)
+        if negatives is not None:  # such an image's background anchors become ignored, not negatives
+            no_bg = torch.as_tensor([not n for n in negatives])[:, None] & (targets == 0)
+            targets = targets.masked_fill(no_bg, -1)
         style_ids = torch.as_tensor(list(styles) if styles is not None else [0] * len(images))
         loc, logits = self.model.forward_styles(x, style_ids.to(self.device))
         return detection_loss(
             loc,
             logits,
-            torch.stack(t_cls).to(self.device),
+            targets.to(self.device),
             torch.stack(t_loc).to(self.device),
             neg_pos_ratio=self.neg_pos_ratio,
             focal_gamma=self.focal_gamma,
