@@ -202,3 +202,29 @@ def test_a_source_without_negatives_teaches_no_background() -> None:
     assert without["cls"].item() < with_bg["cls"].item(), "no background term left"
     empty = det.loss(images, [np.zeros((0, 4), np.float32)], [np.zeros(0, np.int64)], [0], [False])
     assert empty["cls"].item() == 0.0, "an image with no box and no negatives teaches nothing"
+
+
+def test_fine_tune_the_default_by_name_on_a_one_style_base(extra_base: Path, tmp_path: Path) -> None:
+    """The user's case: ``--weights maskface-mnet`` starts from the packaged two-style default; a base with
+    one box style keeps the default's first-style regressor and drops the other."""
+    from maskwatch.models.registry import packaged_weights
+
+    args = [
+        "train",
+        "--data",
+        str(extra_base),
+        "--split",
+        str(extra_base / "split"),
+        "--weights",
+        "maskface-mnet",
+    ]
+    args += ["--classes", "with_mask,no_mask", "--epochs", "1", "--batch", "2", "--imgsz", "128"]
+    args += ["--out", str(tmp_path), "--name", "ft", "max_steps_per_epoch=1", "optimizer.lr=1e-12"]
+    args += ["augment.crop=96", "schedule.warmup_steps=1"]
+    assert main(args) == 0
+    tuned = torch.load(tmp_path / "ft1" / "last.pt", weights_only=False)
+    shipped = torch.load(packaged_weights("maskface-mnet"), weights_only=False)
+    assert tuned["options"]["box_styles"] == ["default"]
+    assert not any(k.startswith("StyleBboxHead") for k in tuned["state_dict"])
+    key = "BboxHead.0.conv1x1.weight"
+    assert torch.allclose(tuned["state_dict"][key], shipped["state_dict"][key], atol=1e-6)

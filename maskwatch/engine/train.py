@@ -482,7 +482,13 @@ def plot_training(metrics_path: Path, out: Path) -> None:
 
 
 def init_weights(det: Detector, path: str) -> None:
-    """Start from a maskwatch checkpoint of the same architecture, or the architecture's own weights file."""
+    """Start from a maskwatch checkpoint of the same architecture (a path, or a built-in model's name for its
+    packaged weights: ``--weights maskface-mnet`` fine-tunes the default), or the architecture's own file."""
+    from maskwatch.models.names import registered_modules
+    from maskwatch.models.registry import packaged_weights
+
+    if not Path(path).exists() and path in registered_modules() and packaged_weights(path).is_file():
+        path = str(packaged_weights(path))
     try:
         ckpt = read_checkpoint(path)
     except MaskwatchError:
