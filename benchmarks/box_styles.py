@@ -33,9 +33,8 @@ def main() -> None:
         found = load_model(box_style=style)(rgb)
         for box in np.round(found.xyxy * a.scale).astype(int):
             cv2.rectangle(canvas, tuple(box[:2]), tuple(box[2:]), colour, 2)
-        print(
-            f"{style}: {len(found)} faces, median box {np.median(found.widths):.1f} x {np.median(found.heights):.1f} px"
-        )
+        w, h = np.median(found.widths), np.median(found.heights)
+        print(f"{style}: {len(found)} faces, median box {w:.1f} x {h:.1f} px")
     for i, (style, colour) in enumerate(COLOURS.items()):
         label = f"--box-style {style}" + (" (default)" if i == 0 else "")
         cv2.putText(canvas, label, (10, 28 + 28 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4)
