@@ -76,6 +76,29 @@ def test_prelabel_writes_boxes_on_the_faces(kaggle: Path, face_model: Path, tmp_
     assert np.all(pred.boxes[:, 2] <= truth.width) and np.all(pred.boxes[:, 3] <= truth.height)
 
 
+def test_prelabel_draws_the_chosen_box_style(tmp_path: Path) -> None:
+    """``--box-style ilc`` pre-labels the same faces as the default style, in the tight style's boxes: the
+    boxes the labeller would otherwise nudge."""
+    from maskwatch.assets import sample_dir
+    from maskwatch.models.registry import load_detector
+
+    outs = {}
+    for style in ("kaggle", "ilc"):
+        out = tmp_path / style
+        assert main(["data", "prelabel", str(sample_dir()), "--out", str(out), "--box-style", style]) == 0
+        outs[style] = {r.stem: r for r in load_dataset(out)}
+    ilc = load_detector(box_style="ilc")
+    for stem, loose in outs["kaggle"].items():
+        tight = outs["ilc"][stem]
+        assert len(tight.boxes) == len(loose.boxes) > 0 and tight.labels == loose.labels
+        assert not np.array_equal(tight.boxes, loose.boxes)
+        image = np.asarray(Image.open(sample_dir() / f"{stem}.jpg").convert("RGB"))
+        expected = ilc.predict([image], conf=0.3, iou=0.4)[0]
+        order = np.argsort(expected.xyxy[:, 0])
+        got = tight.boxes[np.argsort(tight.boxes[:, 0])]
+        assert np.abs(got - np.round(expected.xyxy[order])).max() <= 1, "integer VOC of the ilc-style boxes"
+
+
 @pytest.mark.slow
 def test_prelabel_output_is_what_labelimg_opens(selected: Path) -> None:
     """LabelImg's own layout (``labelImg DIR DIR/classes.txt DIR``) and whole-pixel coordinates that an

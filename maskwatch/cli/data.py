@@ -131,6 +131,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "each other, or mixed = 0.4 uncertainty + 0.3 rare + 0.3 diversity (default)",
     )
     pl.add_argument("--base", metavar="PATH", help="the existing learning base, for --by diversity/mixed")
+    pl.add_argument(
+        "--box-style",
+        metavar="NAME",
+        help="draw the pre-labels in that label set's box style (the default model: kaggle, its default, "
+        "or ilc, tight eyebrows-to-chin boxes)",
+    )
     pl.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     _copy_option(pl)
     pl.set_defaults(func=run_prelabel)
@@ -202,7 +208,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
     check_output(images, args.out)  # before the model runs
     result = prelabel(
         images,
-        load_detector(args.model, args.device),
+        load_detector(args.model, args.device, args.box_style),
         args.conf,
         args.min_face,
         args.select,
