@@ -220,7 +220,7 @@ def test_review_sheet_renders_in_chromium(frames: Path, tmp_path: Path) -> None:
     assert _pixels_like(shot, "#2e9d4f") > 200, "with_mask boxes are drawn"
     assert _pixels_like(shot, "#d7263d") > 50, "the unmasked man's no_mask box is drawn"
     # a corrected box (class flipped by hand) is shown as edited, not with the model's score
-    xml = next(pl.glob("*.xml"))
+    xml = next(x for x in sorted(pl.glob("*.xml")) if "<name>with_mask</name>" in x.read_text())
     xml.write_text(xml.read_text().replace("<name>with_mask</name>", "<name>no_mask</name>", 1))
     assert main(["data", "review", str(pl)]) == 0
     assert "no_mask (edited)" in (pl / "review.html").read_text()
