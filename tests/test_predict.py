@@ -200,3 +200,20 @@ def test_options_at_construction() -> None:
     with pytest.raises(MaskwatchError, match="is not a float"):
         build_detector("maskface-mnet", ["a"], imgsz=64, focal_gamma="high")
     assert det.inference_module() is not None
+
+
+def test_box_styles_of_the_default_run_without_torch(tmp_path: Path) -> None:
+    """Both packaged styles run on an install without torch; an unknown style is refused there in one line
+    naming the styles (from the export's metadata), not with 'PyTorch is not installed'."""
+    from maskwatch.assets import sample_dir
+
+    image = str(sorted(sample_dir().glob("*.jpg"))[0])
+    for style in ("kaggle", "ilc"):
+        done = run_without_torch(tmp_path, "-q", "detect", image, "--box-style", style, "--jsonl", "-")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.splitlines()[0])["detections"]
+    done = run_without_torch(tmp_path, "-q", "detect", image, "--box-style", "nope", "--jsonl", "-")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "maskwatch: error: --box-style 'nope': this maskface-mnet model has kaggle, ilc"
+    ]

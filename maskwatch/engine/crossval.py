@@ -100,14 +100,14 @@ def source_name(source: SourceConfig) -> str:
 
 
 def score_sources(
-    det: Detector, parts: list[tuple[SourceConfig, Dataset]], batch: int
+    det: Detector, fold: int, parts: list[tuple[SourceConfig, Dataset]], batch: int
 ) -> dict[str, dict[str, Any]]:
-    """A fold's model on each extra source's held-out part, with that source's box regressor."""
+    """Fold ``fold``'s model on each extra source's held-out part, with that source's box regressor."""
     rows = {}
     first = det.box_style_names()[0]
     for source, ds in parts:
         det.use_box_style(source.box_style or first)
-        rows[source_name(source)] = fold_row(0, len(ds), validate(det, ds, batch))
+        rows[source_name(source)] = fold_row(fold, len(ds), validate(det, ds, batch))
     det.use_box_style(first)
     return rows
 
@@ -131,9 +131,7 @@ def cross_validate(cfg: TrainConfig, k: int) -> tuple[Path, dict[str, Any]]:
         assert keep.det is not None
         row = fold_row(i + 1, len(held), validate(keep.det, ds.subset(held), cfg.batch))
         if sources:
-            row["sources"] = {
-                name: {**r, "fold": i + 1} for name, r in score_sources(keep.det, sources, cfg.batch).items()
-            }
+            row["sources"] = score_sources(keep.det, i + 1, sources, cfg.batch)
         rows.append(row)
         summary = {**summarise(rows), "fold_images": folds, "config": dataclasses.asdict(cfg)}
         write_json(cv_dir / "cv.json", json_safe(summary))  # after every fold: a stopped CV keeps its folds

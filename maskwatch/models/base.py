@@ -19,6 +19,7 @@ from maskwatch.defaults import CONF, IOU
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write
+from maskwatch.models.names import check_box_style
 
 CHECKPOINT_VERSION = 1
 
@@ -89,9 +90,7 @@ class Detector(abc.ABC):
     def use_box_style(self, name: str) -> None:
         """Draw boxes in the style of the learning base called ``name`` (a model trained on several label
         sets keeps one box regressor per style); an unknown name is a one-line error."""
-        names = self.box_style_names()
-        if name not in names:
-            raise MaskwatchError(f"--box-style {name!r}: this {self.arch} model has {', '.join(names)}")
+        check_box_style(name, self.box_style_names(), self.arch)
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load trained weights (architectures may adapt another layout, e.g. a new box style)."""

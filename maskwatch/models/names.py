@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_MODEL = "maskface-mnet"
@@ -30,6 +31,14 @@ def registered_modules() -> dict[str, str]:
             found[name] = module
     # the default first: it is what help texts and benchmarks list first
     return dict(sorted(found.items(), key=lambda kv: kv[0] != DEFAULT_MODEL))
+
+
+def check_box_style(name: str, styles: Sequence[str], model: str) -> None:
+    """The one check of a ``--box-style`` against the styles a model has (torch-free: ONNX paths use it)."""
+    from maskwatch.errors import MaskwatchError
+
+    if name not in styles:
+        raise MaskwatchError(f"--box-style {name!r}: this {model} model has {', '.join(styles)}")
 
 
 def __getattr__(name: str) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maskwatch.errors import MaskwatchError
-from maskwatch.models.names import DEFAULT_MODEL, registered_modules
+from maskwatch.models.names import DEFAULT_MODEL, check_box_style, registered_modules
 from maskwatch.predict.base import GraphPredictor, Predictor, Prepared
 
 if TYPE_CHECKING:
@@ -65,11 +65,15 @@ def load_predictor(
     cached = None
     if onnx_ok:
         builtin = not Path(name).is_file() and name in registered_modules()
-        for shipped in (packaged_onnx(name), packaged_onnx(name, box_style)) if builtin else ():
+        if builtin:
+            shipped = packaged_onnx(name, box_style) if box_style else packaged_onnx(name)
+            if not shipped.is_file():  # the default style is the plain export
+                shipped = packaged_onnx(name)
             if shipped.is_file():
                 packaged = _onnx_predictor(shipped, device, imgsz, threads, name)
                 if box_style in (None, packaged.box_style):
                     return packaged
+                check_box_style(box_style, packaged.box_styles, name)  # known but not shipped: export below
         from maskwatch.predict import cache
 
         cached = cache.cached_onnx_path(path, box_style)

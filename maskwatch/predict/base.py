@@ -40,6 +40,7 @@ class Predictor(abc.ABC):
     class_names: tuple[str, ...]
     imgsz: int
     box_style: str = "default"  # the box style it draws (a model trained on several label sets has several)
+    box_styles: tuple[str, ...] = ("default",)  # every style of its model
 
     @abc.abstractmethod
     def prepare(self, image: np.ndarray) -> Prepared:

@@ -66,6 +66,10 @@ class OnnxPredictor(GraphPredictor):
             )
         self.class_names = tuple(json.loads(meta[META_PREFIX + "class_names"]))
         self.box_style = meta.get(META_PREFIX + "box_style", "default")  # the one style the export holds
+        # every style of the model it was exported from (another one needs its own export)
+        self.box_styles = tuple(
+            json.loads(meta.get(META_PREFIX + "box_styles", json.dumps([self.box_style])))
+        )
         exported = int(meta[META_PREFIX + "imgsz"])
         self.input_name = self.session.get_inputs()[0].name
         h, w = self.session.get_inputs()[0].shape[2:]

@@ -45,7 +45,7 @@ class TorchPredictor(GraphPredictor):
         self.name = name or detector.arch
         self.class_names = detector.class_names
         self.imgsz = imgsz or detector.imgsz
-        self.box_style = detector.box_style
+        self.box_style, self.box_styles = detector.box_style, tuple(detector.box_style_names())
         self.device = detector.device
         self.module = fuse_conv_bn(copy.deepcopy(module).eval()).to(self.device)
 
@@ -67,7 +67,7 @@ class DetectorPredictor(Predictor):
         if imgsz:
             detector.imgsz = imgsz
         self.imgsz = detector.imgsz
-        self.box_style = detector.box_style
+        self.box_style, self.box_styles = detector.box_style, tuple(detector.box_style_names())
 
     def prepare(self, image: np.ndarray) -> Prepared:
         return Prepared(None, 1.0, (image.shape[0], image.shape[1]), image)
