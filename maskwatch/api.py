@@ -201,7 +201,9 @@ def load_model(
     """A callable :class:`Model` from a built-in name (default ``maskface-mnet``), a ``.pt`` checkpoint or
     an exported ``.onnx`` file. ``backend`` ``auto`` picks ONNX Runtime where the model allows (the
     fastest on a CPU), as ``maskwatch detect`` does. ``box_style`` picks the box style of a model trained
-    on several label sets (the default model: ``kaggle``, its default, or ``ilc``)."""
+    on several label sets (the default model: ``kaggle``, its default, or ``ilc``). Other keywords go to
+    :func:`maskwatch.predict.load_predictor`, e.g. ``tta=True`` for test-time augmentation (mirrored and
+    enlarged looks, fused: more small faces found, ~8x the compute)."""
     from maskwatch.predict import load_predictor
 
     return Model(load_predictor(name_or_path, backend, device, imgsz, box_style=box_style, **kwargs))

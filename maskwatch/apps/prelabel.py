@@ -39,6 +39,7 @@ from maskwatch.engine.predict import predict_images
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_dir, atomic_write, progress, write_json
 from maskwatch.models.base import Detector
+from maskwatch.predict import Predictor
 
 log = logging.getLogger("maskwatch")
 
@@ -103,7 +104,7 @@ def rare_class_of(class_names: tuple[str, ...], base: Dataset | None) -> str:
 
 def score_images(
     images: list[Path],
-    detector: Detector,
+    detector: Detector | Predictor,
     conf: float,
     rare_class: str,
     skip_unreadable: bool = True,
@@ -143,7 +144,7 @@ def score_images(
 
 def prelabel(
     images: list[Path],
-    detector: Detector,
+    detector: Detector | Predictor,
     conf: float = PRELABEL_CONF,
     min_face: float = 0.0,
     select_n: int | None = None,

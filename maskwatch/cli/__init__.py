@@ -32,6 +32,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n")
 
 
+def add_tta_option(p: argparse.ArgumentParser, use: str) -> None:
+    """``--tta``, one wording for every command that runs a model."""
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help=f"test-time augmentation: {use} also on the mirrored image and at 1.3x and 1.6x the input "
+        "size, boxes fused: more small faces found and better boxes for ~8x the compute",
+    )
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``command``, only that subcommand is registered (all when None or unknown)."""
     parser = Parser(prog="maskwatch", description="Find faces with and without a mask.")

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from maskwatch.apps.select import STRATEGIES
+from maskwatch.cli import add_tta_option
 from maskwatch.data.formats import FORMATS, load_dataset, save_dataset
 from maskwatch.data.stats import dataset_stats, format_stats
 from maskwatch.defaults import PRELABEL_CONF
@@ -137,6 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="draw the pre-labels in that label set's box style (the default model: kaggle, its default, "
         "or ilc, tight eyebrows-to-chin boxes)",
     )
+    add_tta_option(pl, "pre-label")
     pl.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     _copy_option(pl)
     pl.set_defaults(func=run_prelabel)
@@ -201,14 +203,16 @@ def run_prelabel(args: argparse.Namespace) -> int:
     from maskwatch.apps.prelabel import check_options, check_output, prelabel, write_prelabel
     from maskwatch.data.layout import find_images
     from maskwatch.models.registry import load_detector
+    from maskwatch.predict import with_tta
 
     check_options(args.conf, args.select, args.by)
     images = find_images(args.images)
     base = load_dataset(args.base) if args.base else None
     check_output(images, args.out)  # before the model runs
+    detector = load_detector(args.model, args.device, args.box_style)
     result = prelabel(
         images,
-        load_detector(args.model, args.device, args.box_style),
+        with_tta(detector) if args.tta else detector,
         args.conf,
         args.min_face,
         args.select,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from maskwatch.cli import add_tta_option
 from maskwatch.data.formats import FORMATS
 
 OPERATING_CONF = (
@@ -75,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for a model trained on several label sets: score with the box regressor of that set's style "
         "(the default model: kaggle, the default, or ilc, tight eyebrows-to-chin boxes)",
     )
+    add_tta_option(p, "score the model")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.set_defaults(func=run)
 
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         device=args.device,
         box_style=args.box_style,
+        tta=args.tta,
         progress=not args.quiet,
     )
     print(format_report(report), end="")

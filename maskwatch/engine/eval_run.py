@@ -51,6 +51,7 @@ def run_eval(
     batch: int = 8,
     device: str = "auto",
     box_style: str | None = None,
+    tta: bool = False,
     progress: bool = True,
 ) -> EvalReport:
     """Score ``model`` (default: the built-in default) or a COCO ``predictions`` file on ``data``.
@@ -58,7 +59,8 @@ def run_eval(
     ``split`` is a stems file or a split folder (its ``test.txt``). With ``predictions`` and a COCO ``data``
     file that states image sizes, no image file is needed. ``out`` gets the COCO files, plots and gallery,
     ``json_path`` the summary metrics. ``box_style`` scores a model trained on several label sets with
-    the box regressor of the style ``data`` is drawn in (e.g. ``ilc`` for the ILC 2021 photos).
+    the box regressor of the style ``data`` is drawn in (e.g. ``ilc`` for the ILC 2021 photos). ``tta``
+    scores the model with test-time augmentation (mirrored and enlarged views, fused).
     Returns the :class:`~maskwatch.engine.evaluate.EvalReport`.
     """
     t0 = time.perf_counter()
@@ -69,6 +71,8 @@ def run_eval(
         raise MaskwatchError("give a model or a predictions file, not both")
     if box_style is not None and predictions is not None:
         raise MaskwatchError("--box-style picks a model's box regressor: it does not apply to --predictions")
+    if tta and predictions is not None:
+        raise MaskwatchError("--tta runs the model on extra views: it does not apply to --predictions")
     inputs = [p for p in (data, predictions, split) if p is not None]
     if out is not None:
         check_out_dir(Path(out), inputs)
@@ -87,12 +91,13 @@ def run_eval(
     else:
         from maskwatch.predict import load_for_eval  # an .onnx file runs without torch
 
-        detector = load_for_eval(str(model or DEFAULT_MODEL), device=device, box_style=box_style)
+        detector = load_for_eval(str(model or DEFAULT_MODEL), device=device, box_style=box_style, tta=tta)
         class_names = tuple(detector.class_names)
         check_classes(ds, class_names)  # before minutes of inference, not after
         found = predict_dataset(detector, ds, batch=batch, progress=progress)
         extra["model"] = str(model or DEFAULT_MODEL)
         extra["box_style"] = box_style
+        extra["tta"] = tta
     report = evaluate_dataset(
         ds,
         found,

@@ -31,6 +31,7 @@ from maskwatch.data.formats import load_dataset
 from maskwatch.data.layout import read_splits
 from maskwatch.data.record import Dataset, SourceTag
 from maskwatch.engine.augment import AugmentConfig, augment
+from maskwatch.engine.ema import ModelEMA
 from maskwatch.engine.evaluate import evaluate, predict_dataset
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
 from maskwatch.engine.train_config import (
@@ -233,6 +234,9 @@ class Trainer:
     metrics: dict[str, Any] = field(default_factory=dict)  # the current epoch's validation metrics
     rows: list[dict[str, Any]] = field(default_factory=list)  # the current epoch's metrics.jsonl rows
     losses: dict[str, torch.Tensor] = field(default_factory=dict)  # the last step's losses
+    ema: ModelEMA | None = None  # the weights' moving average (``cfg.ema``), what is validated and saved
+    # While the model holds the averaged weights (validation, checkpoints): the training weights
+    train_weights: dict[str, torch.Tensor] | None = None
     t0: float = field(default_factory=time.time)
 
     @property
@@ -291,6 +295,8 @@ class Checkpointer(HookBase):
         t.best_ap = max(t.best_ap, ap)
         if is_best:
             t.det.save(t.run / "best.pt", metrics=t.metrics, epoch=t.epoch, **t.extra)
+        # With EMA the checkpoint's weights are the average; the training weights ride along for --resume.
+        train_weights = {} if t.train_weights is None else {"train_state_dict": t.train_weights}
         t.det.save(
             t.run / "last.pt",
             metrics=t.metrics,
@@ -298,6 +304,7 @@ class Checkpointer(HookBase):
             step=t.step,
             best_ap=t.best_ap,
             optimizer=t.opt.state_dict(),
+            **train_weights,
             **t.extra,
         )
 
@@ -347,6 +354,8 @@ def train_one_epoch(t: Trainer, hooks: Sequence[HookBase]) -> None:
         if cfg.optimizer.clip_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(t.params, cfg.optimizer.clip_grad_norm)
         t.opt.step()
+        if t.ema is not None:
+            t.ema.update(t.det.model)
         t.step += 1
         row = {"step": t.step, "epoch": t.epoch + 1, "lr": t.opt.param_groups[0]["lr"], "loss": loss.item()}
         row.update({f"loss_{n}": round(v.item(), 5) for n, v in t.losses.items()})
@@ -384,8 +393,8 @@ def train(
     classes = list(classes)
     torch.manual_seed(cfg.seed)
     det = make_detector(cfg, classes)
-    if state is not None:
-        det.load_state_dict(state["state_dict"])
+    if state is not None:  # with EMA: the training weights (the checkpoint's own are the average)
+        det.load_state_dict(state.get("train_state_dict", state["state_dict"]))
     elif cfg.weights:
         init_weights(det, cfg.weights)
     else:
@@ -419,6 +428,9 @@ def train(
         opt.load_state_dict(state["optimizer"])
         start_epoch, t.best_ap, t.step = state["epoch"] + 1, state["best_ap"], state["step"]
         log.info("resuming %s from epoch %d of %d", run, start_epoch + 1, cfg.epochs)
+    if cfg.ema:
+        shadow = state["state_dict"] if state is not None and "train_state_dict" in state else None
+        t.ema = ModelEMA(det.model, cfg.ema, updates=t.step, shadow=shadow)
     hooks = [*default_hooks(on_epoch_end), *hooks]
     new_run = state is None
     run.mkdir(parents=True, exist_ok=True)
@@ -432,9 +444,15 @@ def train(
             for h in hooks:
                 h.before_epoch(t)
             train_one_epoch(t, hooks)
-            t.metrics = validate(det, val_ds, cfg.batch) if val_ds is not None else {}
-            for h in hooks:
-                h.after_epoch(t)
+            with contextlib.ExitStack() as averaged:
+                if t.ema is not None:  # validated and saved: the average
+                    t.train_weights = averaged.enter_context(t.ema.applied(det.model))
+                t.metrics = validate(det, val_ds, cfg.batch) if val_ds is not None else {}
+                for h in hooks:
+                    h.after_epoch(t)
+            t.train_weights = None
+        if t.ema is not None:  # the trained model is the average
+            det.model.load_state_dict(t.ema.shadow)
         for h in hooks:
             h.after_train(t)
     except BaseException:

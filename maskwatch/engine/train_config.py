@@ -93,6 +93,9 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     repeat_threshold: float = 0.3  # repeat-factor sampling; 0 disables it
+    # Decay of an exponential moving average of the weights (e.g. 0.998: about the last 500 steps), the
+    # model that is validated and saved; 0 disables it (the last step's weights are the model).
+    ema: float = 0.0
     max_steps_per_epoch: int | None = None
     seed: int = 0
     workers: int = 0  # DataLoader processes that augment while the model trains (0: in the main process)
@@ -342,6 +345,7 @@ def check_config(cfg: TrainConfig) -> None:
             f"schedule.final_lr is a fraction in [0, 1], got {cfg.schedule.final_lr}",
         ),
         (cfg.repeat_threshold >= 0, f"repeat_threshold must be >= 0, got {cfg.repeat_threshold}"),
+        (0 <= cfg.ema < 1, f"ema is a decay in [0, 1) (0 disables it), got {cfg.ema}"),
         (
             cfg.max_steps_per_epoch is None or cfg.max_steps_per_epoch >= 1,
             f"max_steps_per_epoch must be at least 1, got {cfg.max_steps_per_epoch}",

@@ -470,6 +470,7 @@ def detect(
     device: str = "cpu",
     imgsz: int | None = None,
     box_style: str | None = None,
+    tta: bool = False,
     conf: float = CONF,
     iou: float = IOU,
     min_face: float = 0.0,
@@ -529,7 +530,7 @@ def detect(
             sinks.append(LabelsSink(save_txt, stem, save_conf))
         if show:
             sinks.append(WindowSink())
-        predictor = load_predictor(model, backend, device, imgsz, box_style=box_style)
+        predictor = load_predictor(model, backend, device, imgsz, box_style=box_style, tta=tta)
         class_ids = None if classes is None else class_indices(classes, predictor.class_names)
     except BaseException:
         src.close()
