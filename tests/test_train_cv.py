@@ -15,7 +15,7 @@ import torch
 
 from maskwatch.cli import main
 from maskwatch.data.formats import load_dataset
-from maskwatch.engine.crossval import format_cv, make_folds, summarise
+from maskwatch.engine.crossval import format_cv, make_folds, rescore_cv, summarise
 from maskwatch.engine.train import with_extras
 from maskwatch.errors import MaskwatchError
 from tests.synth import make_voc_dataset
@@ -133,3 +133,13 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
         others = [s for j, f in enumerate(summary["fold_images"]) if j != i for s in f]
         expected = with_extras(main_ds.subset(others), [extra_ds]).fingerprint()
         assert torch.load(cv / f"fold{i + 1}" / "last.pt", weights_only=False)["dataset_hash"] == expected
+    # the fold models scored again as trained reproduce the CV's numbers; with TTA the same folds are scored
+    again = rescore_cv(cv)
+    for key in ("AP", "AP50", "AP75"):
+        assert [r[key] for r in again["folds"]] == [r[key] for r in summary["folds"]]
+        assert [r[key] for r in again["sources"][extra.name]["folds"]] == [r[key] for r in ilc["folds"]]
+    tta = rescore_cv(cv, tta=True)
+    assert tta["tta"] is True
+    assert [r["images"] for r in tta["folds"]] == [r["images"] for r in summary["folds"]]
+    with pytest.raises(MaskwatchError, match="not a finished cross-validation run"):
+        rescore_cv(tmp_path / "runs")

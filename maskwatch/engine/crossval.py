@@ -14,6 +14,7 @@ test part with the source's own box style, so each source gets its own numbers. 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from pathlib import Path
@@ -25,12 +26,13 @@ from maskwatch.data.formats import load_dataset
 from maskwatch.data.layout import select_split
 from maskwatch.data.record import Dataset
 from maskwatch.data.split import assign_groups
-from maskwatch.engine.evaluate import json_safe
+from maskwatch.engine.evaluate import evaluate, json_safe, predict_dataset
 from maskwatch.engine.train import HookBase, Trainer, load_sources, train, validate, with_extras
-from maskwatch.engine.train_config import SourceConfig, TrainConfig, next_run_dir
+from maskwatch.engine.train_config import SourceConfig, TrainConfig, config_from_dict, next_run_dir
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, write_json
 from maskwatch.models.base import Detector
+from maskwatch.models.registry import load_detector
 
 log = logging.getLogger("maskwatch")
 
@@ -100,16 +102,50 @@ def source_name(source: SourceConfig) -> str:
 
 
 def score_sources(
-    det: Detector, fold: int, parts: list[tuple[SourceConfig, Dataset]], batch: int
+    det: Detector, fold: int, parts: list[tuple[SourceConfig, Dataset]], batch: int, tta: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Fold ``fold``'s model on each extra source's held-out part, with that source's box regressor."""
     rows = {}
     first = det.box_style_names()[0]
     for source, ds in parts:
         det.use_box_style(source.box_style or first)
-        rows[source_name(source)] = fold_row(fold, len(ds), validate(det, ds, batch))
+        rows[source_name(source)] = fold_row(fold, len(ds), score(det, ds, batch, tta))
     det.use_box_style(first)
     return rows
+
+
+def score(det: Detector, ds: Dataset, batch: int, tta: bool = False) -> dict[str, Any]:
+    """COCO metrics of ``det`` on ``ds``, optionally behind the test-time augmentation."""
+    if not tta:
+        return validate(det, ds, batch)
+    from maskwatch.predict import with_tta
+
+    det.model.eval()
+    return evaluate(ds, predict_dataset(with_tta(det), ds, batch, progress=False), det.class_names)
+
+
+def rescore_cv(cv_dir: str | Path, tta: bool = False, imgsz: int | None = None) -> dict[str, Any]:
+    """A finished CV run's fold models (``foldN/last.pt``) scored again on the same held-out parts with
+    inference settings that need no retraining (test-time augmentation, another input size), so they are
+    judged fold by fold against the CV's own numbers; returns a summary shaped like ``cv.json``'s."""
+    cv_dir = Path(cv_dir)
+    try:
+        done = json.loads((cv_dir / "cv.json").read_text())
+    except (OSError, ValueError) as e:
+        raise MaskwatchError(f"{cv_dir}: not a finished cross-validation run ({e})") from None
+    cfg = config_from_dict(done["config"])
+    ds, _, _ = load_sources(cfg)
+    sources = held_out_sources(cfg)
+    rows: list[dict[str, Any]] = []
+    for i, held in enumerate(done["fold_images"]):
+        det = load_detector(cv_dir / f"fold{i + 1}" / "last.pt", cfg.device)
+        det.imgsz = imgsz or det.imgsz
+        log.info("fold %d/%d: %d held-out images", i + 1, len(done["fold_images"]), len(held))
+        row = fold_row(i + 1, len(held), score(det, ds.subset(held), cfg.batch, tta))
+        if sources:
+            row["sources"] = score_sources(det, i + 1, sources, cfg.batch, tta)
+        rows.append(row)
+    return {**summarise(rows), "fold_images": done["fold_images"], "tta": tta, "imgsz": imgsz}
 
 
 def cross_validate(cfg: TrainConfig, k: int) -> tuple[Path, dict[str, Any]]:
