@@ -99,6 +99,24 @@ def test_prelabel_draws_the_chosen_box_style(tmp_path: Path) -> None:
         assert np.abs(got - np.round(expected.xyxy[order])).max() <= 1, "integer VOC of the ilc-style boxes"
 
 
+def test_prelabel_with_tta_writes_the_fused_boxes(tmp_path: Path) -> None:
+    """``--tta`` pre-labels with the test-time-augmented model: the boxes are its fused ones, in VOC."""
+    from maskwatch.assets import sample_dir
+    from maskwatch.models.registry import load_detector
+    from maskwatch.predict import with_tta
+
+    out = tmp_path / "tta"
+    assert main(["data", "prelabel", str(sample_dir()), "--out", str(out), "--tta"]) == 0
+    tta = with_tta(load_detector())
+    for rec in load_dataset(out):
+        image = np.asarray(Image.open(sample_dir() / f"{rec.stem}.jpg").convert("RGB"))
+        expected = tta.predict([image], conf=0.3)[0]
+        assert len(rec.boxes) == len(expected) > 0
+        order = np.argsort(expected.xyxy[:, 0])
+        got = rec.boxes[np.argsort(rec.boxes[:, 0])]
+        assert np.abs(got - np.round(expected.xyxy[order])).max() <= 1
+
+
 @pytest.mark.slow
 def test_prelabel_output_is_what_labelimg_opens(selected: Path) -> None:
     """LabelImg's own layout (``labelImg DIR DIR/classes.txt DIR``) and whole-pixel coordinates that an

@@ -24,6 +24,9 @@ from maskwatch.predict.base import Predictor, Prepared
 # plain 45.4; mirrored 47.6; 1 and 1.3 mirrored 50.1; 1, 1.3 and 1.6 mirrored 51.2 (~8x the compute).
 SCALES = (1.0, 1.3, 1.6)
 FUSE_IOU = 0.55  # boxes of two views overlapping more than this are one face (the WBF paper's value)
+# Every look keeps its detections down to this score (evaluation's threshold), so a fused face's score
+# (the mean of its looks) does not depend on the caller's ``conf``, which only filters the fused faces.
+LOOK_CONF = 0.01
 
 
 class _Model(Protocol):
@@ -76,14 +79,14 @@ class TTAPredictor(Predictor):
         if not images:
             return []
         per_view: list[list[Detections]] = []
-        base = self.model.imgsz
+        base, look_conf = self.model.imgsz, min(conf, LOOK_CONF)
         try:
             for scale in self.scales:
                 self.model.imgsz = max(32, round(base * scale))
-                per_view.append(self.model.predict(images, conf, iou, agnostic))
+                per_view.append(self.model.predict(images, look_conf, iou, agnostic))
                 if self.flip:
                     mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
-                    found = self.model.predict(mirrored, conf, iou, agnostic)
+                    found = self.model.predict(mirrored, look_conf, iou, agnostic)
                     per_view.append([_unflip(d, im.shape[1]) for d, im in zip(found, images, strict=True)])
         finally:
             self.model.imgsz = base
