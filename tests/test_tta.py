@@ -11,7 +11,9 @@ import pytest
 from maskwatch.assets import sample_dir
 from maskwatch.cli import main
 from maskwatch.io import load_image
-from maskwatch.predict import load_predictor
+from maskwatch.models.registry import load_detector
+from maskwatch.predict import Predictor, load_predictor
+from maskwatch.predict.torch_backend import DetectorPredictor
 from maskwatch.predict.tta import TTAPredictor
 
 
@@ -34,11 +36,16 @@ def test_tta_on_a_mirrored_image_gives_the_mirrored_detections() -> None:
     assert np.array_equal(a.class_id[ia], b.class_id[ib])
 
 
-def test_enlarged_looks_find_faces_too_small_for_the_input_size() -> None:
+@pytest.mark.parametrize("backend", ["onnx", "torch", "detector"])
+def test_enlarged_looks_find_faces_too_small_for_the_input_size(backend: str) -> None:
     """At a 128 px input the sample's ~35 px faces shrink to ~11 px and the model misses them; a look at
-    2.5x that size finds all four, with the model's own scores (fusion keeps the model's scale)."""
+    2.5x that size finds all four, with the model's own scores (fusion keeps the model's scale). The same
+    on every kind of predictor: ONNX Runtime, the torch graph, and a detector's own ``predict``."""
     image = load_image(sample_dir() / "maksssksksss526.jpg")
-    small = load_predictor("maskface-mnet", imgsz=128)
+    if backend == "detector":
+        small: Predictor = DetectorPredictor(load_detector(), imgsz=128)
+    else:
+        small = load_predictor("maskface-mnet", backend=backend, imgsz=128)
     assert len(small.predict([image], conf=0.5)[0]) == 0
     tta = TTAPredictor(small, scales=(1.0, 2.5), flip=False)
     found = tta.predict([image], conf=0.5)[0]

@@ -59,6 +59,28 @@ class Predictor(abc.ABC):
         return self.infer([self.prepare(im) for im in images], conf, iou, agnostic)
 
 
+class ImagePredictor(Predictor):
+    """A predictor that prepares its own input inside :meth:`predict` (a detector's own ``predict``, test-time
+    augmentation): ``prepare`` keeps the image, ``infer`` hands the images to ``predict``."""
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        return Prepared(None, 1.0, (image.shape[0], image.shape[1]), image)
+
+    def infer(
+        self, batch: Sequence[Prepared], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
+    ) -> list[Detections]:
+        images = [p.image for p in batch if p.image is not None]
+        if len(images) != len(batch):
+            raise ValueError("infer() needs images made by this predictor's prepare()")
+        return self.predict(images, conf, iou, agnostic)
+
+    @abc.abstractmethod
+    def predict(
+        self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
+    ) -> list[Detections]:
+        """Preprocess, run and post-process in one call."""
+
+
 class GraphPredictor(Predictor):
     """A decoded graph (torch module or ONNX model) between the shared letterbox and post-processing."""
 

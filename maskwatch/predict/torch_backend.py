@@ -13,7 +13,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from maskwatch.detections import Detections
 from maskwatch.models.base import Detector
-from maskwatch.predict.base import GraphPredictor, Predictor, Prepared
+from maskwatch.predict.base import GraphPredictor, ImagePredictor
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:
@@ -55,7 +55,7 @@ class TorchPredictor(GraphPredictor):
         return boxes.cpu().numpy(), probs.cpu().numpy()
 
 
-class DetectorPredictor(Predictor):
+class DetectorPredictor(ImagePredictor):
     """Any other :class:`Detector` (e.g. the torchvision models): its own ``predict`` does everything."""
 
     backend = "torch"
@@ -66,16 +66,18 @@ class DetectorPredictor(Predictor):
         self.class_names = detector.class_names
         if imgsz:
             detector.imgsz = imgsz
-        self.imgsz = detector.imgsz
         self.box_style, self.box_styles = detector.box_style, tuple(detector.box_style_names())
 
-    def prepare(self, image: np.ndarray) -> Prepared:
-        return Prepared(None, 1.0, (image.shape[0], image.shape[1]), image)
+    @property
+    def imgsz(self) -> int:
+        """The detector's own: its ``predict`` letterboxes to it (test-time augmentation changes it)."""
+        return self.detector.imgsz
 
-    def infer(
-        self, batch: Sequence[Prepared], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
+    @imgsz.setter
+    def imgsz(self, value: int) -> None:
+        self.detector.imgsz = value
+
+    def predict(
+        self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
     ) -> list[Detections]:
-        images = [p.image for p in batch if p.image is not None]
-        if len(images) != len(batch):
-            raise ValueError("infer() needs images made by this predictor's prepare()")
         return self.detector.predict(images, conf=conf, iou=iou, agnostic=agnostic)

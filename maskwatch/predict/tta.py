@@ -18,7 +18,7 @@ from maskwatch.boxes import batched_nms, box_iou, clip_boxes, fuse_boxes
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.letterbox import MAX_DET
-from maskwatch.predict.base import Predictor, Prepared
+from maskwatch.predict.base import ImagePredictor
 
 # Input sizes, as multiples of the model's own. Measured on a held-out cross-validation fold (Kaggle, AP):
 # plain 45.4; mirrored 47.6; 1 and 1.3 mirrored 50.1; 1, 1.3 and 1.6 mirrored 51.2 (~8x the compute).
@@ -38,7 +38,7 @@ class _Model(Protocol):
     ) -> list[Detections]: ...
 
 
-class TTAPredictor(Predictor):
+class TTAPredictor(ImagePredictor):
     """``model`` at each of ``scales`` × its own input size, each also mirrored left-right (``flip``)."""
 
     def __init__(self, model: _Model, scales: Sequence[float] = SCALES, flip: bool = True) -> None:
@@ -61,17 +61,6 @@ class TTAPredictor(Predictor):
     @property
     def views(self) -> int:
         return len(self.scales) * (2 if self.flip else 1)
-
-    def prepare(self, image: np.ndarray) -> Prepared:
-        return Prepared(None, 1.0, (image.shape[0], image.shape[1]), image)
-
-    def infer(
-        self, batch: Sequence[Prepared], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
-    ) -> list[Detections]:
-        images = [p.image for p in batch if p.image is not None]
-        if len(images) != len(batch):
-            raise ValueError("infer() needs images made by this predictor's prepare()")
-        return self.predict(images, conf, iou, agnostic)
 
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
