@@ -20,8 +20,9 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.models.letterbox import MAX_DET
 from maskwatch.predict.base import ImagePredictor
 
-# Input sizes, as multiples of the model's own. Measured on a held-out cross-validation fold (Kaggle, AP):
-# plain 45.4; mirrored 47.6; 1 and 1.3 mirrored 50.1; 1, 1.3 and 1.6 mirrored 51.2 (~8x the compute).
+# Input sizes, as multiples of the model's own. Measured on a held-out Kaggle cross-validation fold (AP):
+# plain 45.4; mirrored 47.6; 1 and 1.3, mirrored 50.1; 1, 1.3 and 1.6, mirrored 51.2 (~8x the compute;
+# MODEL_CARD.md has the K-fold numbers).
 SCALES = (1.0, 1.3, 1.6)
 FUSE_IOU = 0.55  # boxes of two views overlapping more than this are one face (the WBF paper's value)
 # Every look keeps its detections down to this score (evaluation's threshold), so a fused face's score
@@ -58,10 +59,6 @@ class TTAPredictor(ImagePredictor):
         self.box_style = getattr(model, "box_style", "default")
         self.box_styles = tuple(getattr(model, "box_styles", None) or (self.box_style,))
 
-    @property
-    def views(self) -> int:
-        return len(self.scales) * (2 if self.flip else 1)
-
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
     ) -> list[Detections]:
@@ -89,7 +86,7 @@ class TTAPredictor(ImagePredictor):
         labels = np.concatenate([d.class_id for d in found])
         groups = np.zeros_like(labels) if agnostic else labels
         boxes, fused, group = fuse_boxes(xyxy, scores, groups, FUSE_IOU)
-        if agnostic:  # a face's class: the best-scoring member's, i.e. the first of its group in score order
+        if agnostic:  # fused across classes: each face takes the class its looks most agree on
             group = _cluster_labels(xyxy, scores, labels, boxes)
         # Fused faces may still overlap up to FUSE_IOU (a part of a face seen by one look): the caller's
         # NMS threshold holds for the fused set as for a single look
@@ -111,8 +108,8 @@ def _unflip(d: Detections, width: int) -> Detections:
 def _cluster_labels(
     xyxy: np.ndarray, scores: np.ndarray, labels: np.ndarray, fused: np.ndarray
 ) -> np.ndarray:
-    """For class-agnostic fusion: each fused box takes the class of its best-overlapping, best-scoring
-    view detection."""
+    """For class-agnostic fusion: each fused box takes the class of the look detection with the largest
+    IoU x score against it (a confident look that drew the same box)."""
     if not len(fused):
         return np.zeros(0, dtype=np.int64)
     overlap = box_iou(fused, xyxy) * scores[None, :]
