@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from maskwatch.boxes import batched_nms, box_iou, clip_boxes, fuse_boxes
+from maskwatch.boxes import batched_nms, clip_boxes, fuse_boxes
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.letterbox import MAX_DET
@@ -84,12 +84,9 @@ class TTAPredictor(ImagePredictor):
         xyxy = np.concatenate([d.xyxy for d in found])
         scores = np.concatenate([d.confidence for d in found])
         labels = np.concatenate([d.class_id for d in found])
-        groups = np.zeros_like(labels) if agnostic else labels
-        boxes, fused, group = fuse_boxes(xyxy, scores, groups, FUSE_IOU)
-        if agnostic:  # fused across classes: each face takes the class its looks most agree on
-            group = _cluster_labels(xyxy, scores, labels, boxes)
-        # Fused faces may still overlap up to FUSE_IOU (a part of a face seen by one look): the caller's
-        # NMS threshold holds for the fused set as for a single look
+        # Fused within each class, so a face the looks disagree on keeps one cluster per class with that
+        # class's own mean score; the caller's NMS (one label per face when agnostic) then keeps the best.
+        boxes, fused, group = fuse_boxes(xyxy, scores, labels, FUSE_IOU)
         keep = np.flatnonzero(fused >= conf)
         classes = np.zeros_like(keep) if agnostic else group[keep]
         keep = keep[batched_nms(boxes[keep], fused[keep], classes, iou)]
@@ -103,14 +100,3 @@ def _unflip(d: Detections, width: int) -> Detections:
     xyxy = d.xyxy.copy()
     xyxy[:, [0, 2]] = width - d.xyxy[:, [2, 0]]
     return Detections(xyxy, d.confidence, d.class_id, d.class_names)
-
-
-def _cluster_labels(
-    xyxy: np.ndarray, scores: np.ndarray, labels: np.ndarray, fused: np.ndarray
-) -> np.ndarray:
-    """For class-agnostic fusion: each fused box takes the class of the look detection with the largest
-    IoU x score against it (a confident look that drew the same box)."""
-    if not len(fused):
-        return np.zeros(0, dtype=np.int64)
-    overlap = box_iou(fused, xyxy) * scores[None, :]
-    return labels[overlap.argmax(1)].astype(np.int64)
