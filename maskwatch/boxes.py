@@ -17,6 +17,7 @@ __all__ = [
     "clip_boxes",
     "cxcywh_to_xyxy",
     "fuse_boxes",
+    "hflip_boxes",
     "nms",
     "xywh_to_xyxy",
     "xyxy_to_cxcywh",
@@ -148,6 +149,13 @@ def cxcywh_to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
     b = _as_boxes(cxcywh)
     half = b[:, 2:] / 2
     return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
+
+
+def hflip_boxes(xyxy: np.ndarray, width: float) -> np.ndarray:
+    """Boxes of an image ``width`` wide mirrored left-right, in a new array of the input's dtype."""
+    b = np.array(xyxy, copy=True).reshape(-1, 4)
+    b[:, [0, 2]] = width - b[:, [2, 0]]
+    return b
 
 
 def clip_boxes(xyxy: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -114,3 +114,13 @@ def test_fuse_boxes_averages_overlapping_looks_by_score_within_a_class() -> None
     assert len(apart) == 2
     empty = fuse_boxes(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=int), iou=0.5)
     assert [len(x) for x in empty] == [0, 0, 0]
+
+
+def test_hflip_boxes_mirrors_left_right_without_touching_the_input() -> None:
+    from maskwatch.boxes import hflip_boxes
+
+    boxes = np.array([[10, 5, 30, 25], [0, 0, 100, 50]], dtype=np.float32)
+    flipped = hflip_boxes(boxes, 100)
+    np.testing.assert_array_equal(flipped, [[70, 5, 90, 25], [0, 0, 100, 50]])
+    assert flipped.dtype == np.float32 and boxes[0, 0] == 10
+    np.testing.assert_array_equal(hflip_boxes(flipped, 100), boxes)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from maskwatch.boxes import hflip_boxes
+
 IGNORE = -1
 
 
@@ -88,7 +90,6 @@ def augment(
         labels[vis < cfg.keep_visible] = IGNORE
     if rng.random() < cfg.flip:
         canvas = canvas[:, ::-1]
-        boxes = boxes.copy()
-        boxes[:, [0, 2]] = size - boxes[:, [2, 0]]
+        boxes = hflip_boxes(boxes, size)
     canvas = _colour(np.ascontiguousarray(canvas), cfg.hsv, rng)
     return canvas, boxes.astype(np.float32).reshape(-1, 4), labels.astype(np.int64)

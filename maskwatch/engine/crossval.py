@@ -26,7 +26,7 @@ from maskwatch.data.formats import load_dataset
 from maskwatch.data.layout import select_split
 from maskwatch.data.record import Dataset
 from maskwatch.data.split import assign_groups
-from maskwatch.engine.evaluate import evaluate, json_safe, predict_dataset
+from maskwatch.engine.evaluate import json_safe
 from maskwatch.engine.train import HookBase, Trainer, load_sources, train, validate, with_extras
 from maskwatch.engine.train_config import SourceConfig, TrainConfig, config_from_dict, next_run_dir
 from maskwatch.errors import MaskwatchError
@@ -109,19 +109,9 @@ def score_sources(
     first = det.box_style_names()[0]
     for source, ds in parts:
         det.use_box_style(source.box_style or first)
-        rows[source_name(source)] = fold_row(fold, len(ds), score(det, ds, batch, tta))
+        rows[source_name(source)] = fold_row(fold, len(ds), validate(det, ds, batch, tta))
     det.use_box_style(first)
     return rows
-
-
-def score(det: Detector, ds: Dataset, batch: int, tta: bool = False) -> dict[str, Any]:
-    """COCO metrics of ``det`` on ``ds``, optionally behind the test-time augmentation."""
-    if not tta:
-        return validate(det, ds, batch)
-    from maskwatch.predict import with_tta
-
-    det.model.eval()
-    return evaluate(ds, predict_dataset(with_tta(det), ds, batch, progress=False), det.class_names)
 
 
 def rescore_cv(cv_dir: str | Path, tta: bool = False, imgsz: int | None = None) -> dict[str, Any]:
@@ -141,7 +131,7 @@ def rescore_cv(cv_dir: str | Path, tta: bool = False, imgsz: int | None = None) 
         det = load_detector(cv_dir / f"fold{i + 1}" / "last.pt", cfg.device)
         det.imgsz = imgsz or det.imgsz
         log.info("fold %d/%d: %d held-out images", i + 1, len(done["fold_images"]), len(held))
-        row = fold_row(i + 1, len(held), score(det, ds.subset(held), cfg.batch, tta))
+        row = fold_row(i + 1, len(held), validate(det, ds.subset(held), cfg.batch, tta))
         if sources:
             row["sources"] = score_sources(det, i + 1, sources, cfg.batch, tta)
         rows.append(row)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, load_image
 from maskwatch.models.base import Detector, read_checkpoint
 from maskwatch.models.registry import build_detector
+
+if TYPE_CHECKING:
+    from maskwatch.predict import Predictor
 
 log = logging.getLogger("maskwatch")
 
@@ -188,10 +191,16 @@ def sampling_factors(
     return base * np.array([r.source.weight for r in ds.records])
 
 
-def validate(det: Detector, val: Dataset, batch: int) -> dict[str, Any]:
-    """COCO metrics of the detector on a held-out set (the epoch's validation, or a CV fold)."""
+def validate(det: Detector, val: Dataset, batch: int, tta: bool = False) -> dict[str, Any]:
+    """COCO metrics of the detector on a held-out set (the epoch's validation, or a CV fold), optionally
+    behind the test-time augmentation."""
     det.model.eval()
-    return evaluate(val, predict_dataset(det, val, batch, progress=False), det.class_names)
+    model: Detector | Predictor = det
+    if tta:
+        from maskwatch.predict import with_tta
+
+        model = with_tta(det)
+    return evaluate(val, predict_dataset(model, val, batch, progress=False), det.class_names)
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:

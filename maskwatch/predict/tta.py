@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from maskwatch.boxes import batched_nms, clip_boxes, fuse_boxes
+from maskwatch.boxes import batched_nms, clip_boxes, fuse_boxes, hflip_boxes
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.letterbox import MAX_DET
@@ -55,9 +55,17 @@ class TTAPredictor(ImagePredictor):
         self.backend = getattr(model, "backend", "torch")
         self.name = f"{getattr(model, 'name', '') or getattr(model, 'arch', 'model')} + TTA"
         self.class_names = tuple(model.class_names)
-        self.imgsz = model.imgsz
         self.box_style = getattr(model, "box_style", "default")
         self.box_styles = tuple(getattr(model, "box_styles", None) or (self.box_style,))
+
+    @property
+    def imgsz(self) -> int:
+        """The wrapped model's input size, the base of the looks' sizes."""
+        return self.model.imgsz
+
+    @imgsz.setter
+    def imgsz(self, value: int) -> None:
+        self.model.imgsz = value
 
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
@@ -66,12 +74,12 @@ class TTAPredictor(ImagePredictor):
             return []
         per_view: list[list[Detections]] = []
         base, look_conf = self.model.imgsz, min(conf, LOOK_CONF)
+        mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images] if self.flip else []
         try:
             for scale in self.scales:
                 self.model.imgsz = max(32, round(base * scale))
                 per_view.append(self.model.predict(images, look_conf, iou, agnostic))
-                if self.flip:
-                    mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
+                if mirrored:
                     found = self.model.predict(mirrored, look_conf, iou, agnostic)
                     per_view.append([_unflip(d, im.shape[1]) for d, im in zip(found, images, strict=True)])
         finally:
@@ -97,6 +105,4 @@ class TTAPredictor(ImagePredictor):
 
 def _unflip(d: Detections, width: int) -> Detections:
     """Detections on a left-right mirrored image, put back on the original."""
-    xyxy = d.xyxy.copy()
-    xyxy[:, [0, 2]] = width - d.xyxy[:, [2, 0]]
-    return Detections(xyxy, d.confidence, d.class_id, d.class_names)
+    return Detections(hflip_boxes(d.xyxy, width), d.confidence, d.class_id, d.class_names)
