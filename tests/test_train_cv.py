@@ -15,8 +15,9 @@ import torch
 
 from maskwatch.cli import main
 from maskwatch.data.formats import load_dataset
-from maskwatch.engine.crossval import format_cv, make_folds, rescore_cv, summarise
-from maskwatch.engine.train import with_extras
+from maskwatch.engine.crossval import cross_validate, format_cv, make_folds, read_cv, rescore_cv, summarise
+from maskwatch.engine.train import HookBase, Trainer, with_extras
+from maskwatch.engine.train_config import TrainConfig, make_config
 from maskwatch.errors import MaskwatchError
 from tests.synth import make_voc_dataset
 
@@ -141,5 +142,72 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
     tta = rescore_cv(cv, tta=True)
     assert tta["tta"] is True
     assert [r["images"] for r in tta["folds"]] == [r["images"] for r in summary["folds"]]
-    with pytest.raises(MaskwatchError, match="not a finished cross-validation run"):
+    with pytest.raises(MaskwatchError, match="not a cross-validation run"):
         rescore_cv(tmp_path / "runs")
+
+
+class _StopAfter(HookBase):
+    """Stops the CV as Ctrl-C would, in fold ``fold`` once its epoch ``epoch`` (1-based) is saved."""
+
+    def __init__(self, fold: int, epoch: int) -> None:
+        self.fold, self.epoch = fold, epoch
+
+    def after_epoch(self, t: Trainer) -> None:
+        if t.run.name == f"fold{self.fold}" and t.epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_a_stopped_cross_validation_resumes_as_if_unbroken(
+    base: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    def cfg(out: Path, **kw: object) -> TrainConfig:
+        return make_config(
+            None,
+            data=str(base),
+            classes=["with_mask", "no_mask"],
+            epochs=2,
+            batch=2,
+            imgsz=128,
+            out=str(out),
+            name="t",
+            **{"augment.crop": 96, "max_steps_per_epoch": 1, "schedule.warmup_steps": 1},
+            **kw,
+        )
+
+    whole, summary = cross_validate(cfg(tmp_path / "a"), 3)
+    with pytest.raises(KeyboardInterrupt):  # stopped in fold 2, after its first epoch's checkpoint
+        cross_validate(cfg(tmp_path / "b"), 3, hooks=[_StopAfter(fold=2, epoch=1)])
+    cv = tmp_path / "b" / "t-cv1"
+    stopped = read_cv(cv)
+    assert [r["fold"] for r in stopped["folds"]] == [1] and stopped["fold_images"] == summary["fold_images"]
+    assert (cv / "fold2" / "last.pt").is_file() and not (cv / "fold3").exists()
+    before = (cv / "fold1" / "last.pt").read_bytes()
+
+    # the same command again with --resume continues fold 2 from its checkpoint, then fold 3
+    args = ["train", "--data", str(base), "--classes", "with_mask,no_mask", "--folds", "3", "--epochs", "2"]
+    args += ["--batch", "2", "--imgsz", "128", "--out", str(tmp_path / "b"), "--name", "t"]
+    args += ["augment.crop=96", "max_steps_per_epoch=1", "schedule.warmup_steps=1"]
+    assert main([*args, "--resume"]) == 0
+    assert f"cross-validation saved to {cv}" in capsys.readouterr().out
+    resumed = read_cv(cv)
+    assert (cv / "fold1" / "last.pt").read_bytes() == before, "a finished fold is not trained again"
+    assert resumed["folds"] == summary["folds"], "the same numbers as the unbroken CV"
+    for i in (1, 2, 3):
+        a = torch.load(whole / f"fold{i}" / "last.pt", weights_only=False)["state_dict"]
+        b = torch.load(cv / f"fold{i}" / "last.pt", weights_only=False)["state_dict"]
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], msg=f"fold {i}: {key}")
+    assert (cv / "cv.png").is_file() and not (tmp_path / "b" / "t-cv2").exists()
+
+    # refused in one line: nothing left to do, another K, a changed recipe, no CV there
+    for extra, message in (
+        (["--resume", str(cv)], "all 3 folds are finished"),
+        (["--resume", str(whole), "--folds", "4"], "a 3-fold cross-validation, not --folds 4"),
+        (["--resume", str(whole), "optimizer.lr=0.5"], "optimizer.lr cannot change"),
+        (["--resume", str(whole), "--epochs", "3"], "epochs cannot change in a cross-validation"),
+        (["--resume", str(tmp_path / "nothing")], "no last.pt there to resume from"),
+    ):
+        assert main(["train", *extra]) == 1, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="RUN",
         help="continue a run from its last.pt: RUN is the run folder or its last.pt "
-        "(alone: the latest <out>/<name>N)",
+        "(alone: the latest <out>/<name>N); a cross-validation folder (with --folds alone: the latest "
+        "<out>/<name>-cvN) continues its unfinished folds",
     )
     p.add_argument("--folds", type=int, help="cross-validate: train K models on grouped folds of --data")
     p.add_argument("--out", help="runs folder (default runs/train)")
@@ -62,21 +63,34 @@ def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in skip}
     if options.get("classes"):
         options["classes"] = [c.strip() for c in options["classes"].split(",")]
-    cfg = make_config(args.config, **{**options, **parse_overrides(args.overrides)})
+    given = {**options, **parse_overrides(args.overrides)}
+    if args.folds is not None or _names_cv_run(args.resume):
+        from maskwatch.engine.crossval import cross_validate, format_cv, read_cv, resume_cv_config
+
+        cfg = resume_cv_config(args.config, **given) if args.resume else make_config(args.config, **given)
+        if not cfg.data:
+            raise MaskwatchError("--data is required (or a --config that sets it)")
+        k = args.folds if args.folds is not None else len(read_cv(str(cfg.resume))["fold_images"])
+        cv_dir, summary = cross_validate(cfg, k)
+        print(format_cv(summary))
+        print(f"cross-validation saved to {cv_dir} (cv.json, cv.png, fold1..fold{k})")
+        return 0
+    cfg = make_config(args.config, **given)
     if not cfg.resume and not cfg.data:
         raise MaskwatchError("--data is required (or a --config that sets it)")
-    if args.folds is not None:
-        from maskwatch.engine.crossval import cross_validate, format_cv
-
-        if cfg.resume:
-            raise MaskwatchError("--folds cannot be combined with --resume")
-        cv_dir, summary = cross_validate(cfg, args.folds)
-        print(format_cv(summary))
-        print(f"cross-validation saved to {cv_dir} (cv.json, cv.png, fold1..fold{args.folds})")
-        return 0
     from maskwatch.engine.train import RUN_FILES, train
 
     run_dir = train(cfg)
     written = [name for name in RUN_FILES if (run_dir / name).is_file()]
     print(f"run saved to {run_dir} ({', '.join(written)})")
     return 0
+
+
+def _names_cv_run(resume: str | bool | None) -> bool:
+    """``--resume PATH`` given a cross-validation folder (one with ``cv.json``) rather than a run."""
+    from pathlib import Path
+
+    if not isinstance(resume, str):
+        return False
+    path = Path(resume)
+    return (path.name == "cv.json" and path.is_file()) or (path / "cv.json").is_file()

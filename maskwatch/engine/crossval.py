@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,17 @@ from maskwatch.data.layout import select_split
 from maskwatch.data.record import Dataset
 from maskwatch.data.split import assign_groups
 from maskwatch.engine.evaluate import json_safe
-from maskwatch.engine.train import HookBase, Trainer, load_sources, train, validate, with_extras
-from maskwatch.engine.train_config import SourceConfig, TrainConfig, config_from_dict, next_run_dir
+from maskwatch.engine.train import HookBase, Trainer, load_sources, remove_run, train, validate, with_extras
+from maskwatch.engine.train_config import (
+    SourceConfig,
+    TrainConfig,
+    check_config,
+    config_from_dict,
+    given_keys,
+    next_run_dir,
+    resume_run_dir,
+    resumed_config,
+)
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, write_json
 from maskwatch.models.base import Detector
@@ -119,15 +129,14 @@ def rescore_cv(cv_dir: str | Path, tta: bool = False, imgsz: int | None = None) 
     inference settings that need no retraining (test-time augmentation, another input size), so they are
     judged fold by fold against the CV's own numbers; returns a summary shaped like ``cv.json``'s."""
     cv_dir = Path(cv_dir)
-    try:
-        done = json.loads((cv_dir / "cv.json").read_text())
-    except (OSError, ValueError) as e:
-        raise MaskwatchError(f"{cv_dir}: not a finished cross-validation run ({e})") from None
+    done = read_cv(cv_dir)
+    if not done["folds"]:
+        raise MaskwatchError(f"{cv_dir}: no finished fold to score yet")
     cfg = config_from_dict(done["config"])
     ds, _, _ = load_sources(cfg)
     sources = held_out_sources(cfg)
     rows: list[dict[str, Any]] = []
-    for i, held in enumerate(done["fold_images"]):
+    for i, held in enumerate(done["fold_images"][: len(done["folds"])]):  # the finished folds
         det = load_detector(cv_dir / f"fold{i + 1}" / "last.pt", cfg.device)
         det.imgsz = imgsz or det.imgsz
         log.info("fold %d/%d: %d held-out images", i + 1, len(done["fold_images"]), len(held))
@@ -138,31 +147,110 @@ def rescore_cv(cv_dir: str | Path, tta: bool = False, imgsz: int | None = None) 
     return {**summarise(rows), "fold_images": done["fold_images"], "tta": tta, "imgsz": imgsz}
 
 
-def cross_validate(cfg: TrainConfig, k: int) -> tuple[Path, dict[str, Any]]:
+def cross_validate(cfg: TrainConfig, k: int, hooks: Sequence[HookBase] = ()) -> tuple[Path, dict[str, Any]]:
     """Train ``k`` models on grouped folds of ``cfg.data`` (the config's ``split`` is not used) and score
-    each on its held-out fold; returns the CV folder and the summary written to ``cv.json``."""
+    each on its held-out fold; returns the CV folder and the summary written to ``cv.json``. ``hooks``
+    join every fold's training.
+
+    With ``cfg.resume`` (a CV folder, see :func:`resume_cv_config`) a stopped cross-validation goes on:
+    finished folds are kept, the interrupted one continues from its ``last.pt``, as an unbroken CV would
+    have run (the same folds, the same seeded draws)."""
     ds, extras, classes = load_sources(cfg)
-    if cfg.split:
-        log.info("--folds: the split %s is not used; every image of %s is held out once", cfg.split, cfg.data)
-    folds = make_folds(ds, k, cfg.seed)
+    if cfg.resume:
+        cv_dir = Path(str(cfg.resume))
+        done = read_cv(cv_dir)
+        folds: list[list[str]] = done["fold_images"]
+        rows: list[dict[str, Any]] = done["folds"]
+        if k != len(folds):
+            raise MaskwatchError(f"--resume {cv_dir}: a {len(folds)}-fold cross-validation, not --folds {k}")
+        if len(rows) == k:
+            raise MaskwatchError(f"--resume {cv_dir}: all {k} folds are finished (cv.json)")
+        missing = sorted(set(s for f in folds for s in f) - {r.stem for r in ds})
+        if missing:
+            raise MaskwatchError(
+                f"--resume {cv_dir}: {cfg.data} lacks {len(missing)} of the CV's images "
+                f"(e.g. {missing[0]!r}); the learning base changed since the CV started"
+            )
+        log.info("resuming %s: %d of %d folds finished", cv_dir, len(rows), k)
+    else:
+        if cfg.split:
+            log.info(
+                "--folds: the split %s is not used; every image of %s is held out once", cfg.split, cfg.data
+            )
+        folds, rows = make_folds(ds, k, cfg.seed), []
+        cv_dir = next_run_dir(cfg.out, f"{cfg.name}-cv")
+    cfg = dataclasses.replace(cfg, resume=False)
     sources = held_out_sources(cfg)
-    cv_dir = next_run_dir(cfg.out, f"{cfg.name}-cv")
     fold_cfg = dataclasses.replace(cfg, out=str(cv_dir), name="fold", split=None)
-    rows: list[dict[str, Any]] = []
-    for i, held in enumerate(folds):
+    summary = _save_cv(cv_dir, rows, folds, cfg)  # the plan first: a CV stopped in fold 1 can resume
+    for i in range(len(rows), k):
+        held = folds[i]
         log.info("fold %d/%d: %d held-out images", i + 1, k, len(held))
         train_ds = with_extras(ds.subset([s for j, f in enumerate(folds) if j != i for s in f]), extras)
         keep = _KeepDetector()
-        train(fold_cfg, datasets=(train_ds, None, classes), hooks=[keep])
+        train(
+            _fold_config(fold_cfg, cv_dir / f"fold{i + 1}"),
+            datasets=(train_ds, None, classes),
+            hooks=[*hooks, keep],
+        )
         assert keep.det is not None
         row = fold_row(i + 1, len(held), validate(keep.det, ds.subset(held), cfg.batch))
         if sources:
             row["sources"] = score_sources(keep.det, i + 1, sources, cfg.batch)
         rows.append(row)
-        summary = {**summarise(rows), "fold_images": folds, "config": dataclasses.asdict(cfg)}
-        write_json(cv_dir / "cv.json", json_safe(summary))  # after every fold: a stopped CV keeps its folds
+        summary = _save_cv(cv_dir, rows, folds, cfg)  # after every fold: a stopped CV keeps its folds
     plot_cv(summary, cv_dir / "cv.png")
     return cv_dir, summary
+
+
+def _fold_config(fold_cfg: TrainConfig, run: Path) -> TrainConfig:
+    """A fold's training config: resuming ``run`` when it has a checkpoint, else a new run that lands in
+    ``run`` (a folder a killed fold left without a checkpoint holds only files training writes)."""
+    if (run / "last.pt").is_file():
+        return dataclasses.replace(fold_cfg, resume=str(run))
+    if run.exists():
+        remove_run(run)
+    if next_run_dir(fold_cfg.out, fold_cfg.name) != run:
+        raise MaskwatchError(f"{run}: cannot start this fold there (another file is in the way)")
+    return fold_cfg
+
+
+def _save_cv(
+    cv_dir: Path, rows: list[dict[str, Any]], folds: list[list[str]], cfg: TrainConfig
+) -> dict[str, Any]:
+    cv_dir.mkdir(parents=True, exist_ok=True)
+    summary = {**summarise(rows), "fold_images": folds, "config": dataclasses.asdict(cfg)}
+    write_json(cv_dir / "cv.json", json_safe(summary))
+    return summary
+
+
+def read_cv(cv_dir: str | Path) -> dict[str, Any]:
+    """A cross-validation's ``cv.json``: its config, folds and the rows of the folds finished so far."""
+    try:
+        done = json.loads((Path(cv_dir) / "cv.json").read_text())
+        if not isinstance(done, dict) or not {"config", "fold_images", "folds"} <= done.keys():
+            raise ValueError("missing config, fold_images or folds")
+    except (OSError, ValueError) as e:
+        raise MaskwatchError(f"{cv_dir}: not a cross-validation run ({e})") from None
+    return done
+
+
+def resume_cv_config(config_file: str | None, **kwargs: Any) -> TrainConfig:
+    """The config of the cross-validation ``--resume`` names (a CV folder, or bare: the latest
+    ``<out>/<name>-cvN``): the saved one, where options given again must not differ, except ``workers``
+    and ``device``. The schedule cannot change either: every fold of a CV trains the same recipe."""
+    given = given_keys(config_file, **kwargs)
+    asked = config_from_dict(given)
+    run = resume_run_dir(asked.resume, asked.out, f"{asked.name}-cv", marker="cv.json")
+    saved = read_cv(run)["config"]
+    cfg = resumed_config(saved, given, run)
+    if cfg.epochs != int(saved["epochs"]):
+        raise MaskwatchError(
+            f"--resume {run}: every fold trains {saved['epochs']} epochs; epochs cannot change in a "
+            "cross-validation (start a new one)"
+        )
+    check_config(cfg)
+    return cfg
 
 
 class _KeepDetector(HookBase):

@@ -246,12 +246,19 @@ def read_config_file(path: str) -> dict[str, Any]:
     return loaded
 
 
-def make_config(config_file: str | None, **kwargs: Any) -> TrainConfig:
-    """Defaults, then the YAML ``--config`` file, then explicit options and overrides (dotted keys allowed;
-    None means not given), type- and range-checked. With ``resume``, the run's own saved config is the
-    base and only :data:`RESUMABLE` keys may change (``epochs`` extends the schedule)."""
+def given_keys(config_file: str | None, **kwargs: Any) -> dict[str, Any]:
+    """The keys a user gave: the YAML ``--config`` file, then explicit options and overrides (dotted keys
+    allowed; None means not given), legacy names moved to their place."""
     given = _dotted(read_config_file(config_file)) if config_file else {}
     given.update(_dotted({k: v for k, v in kwargs.items() if v is not None}))
+    return given
+
+
+def make_config(config_file: str | None, **kwargs: Any) -> TrainConfig:
+    """Defaults, then the YAML ``--config`` file, then explicit options and overrides, type- and
+    range-checked. With ``resume``, the run's own saved config is the base and only :data:`RESUMABLE` keys
+    may change (``epochs`` extends the schedule)."""
+    given = given_keys(config_file, **kwargs)
     cfg = config_from_dict(given)
     if cfg.resume:
         cfg = _resume_config(cfg, given)
@@ -264,24 +271,30 @@ def _resume_config(cfg: TrainConfig, given: dict[str, Any]) -> TrainConfig:
 
     run = resume_run_dir(cfg.resume, cfg.out, cfg.name)
     state = read_checkpoint(run / "last.pt")
-    saved = config_from_dict({k: v for k, v in state["config"].items() if k != "resume"})
-    candidate = dataclasses.asdict(saved)
+    resumed = resumed_config(state["config"], given, run)
+    done = int(state["epoch"]) + 1
+    if resumed.epochs <= done:
+        raise MaskwatchError(
+            f"--resume: {run} has already trained {done} of {state['config'].get('epochs')} epoch(s); "
+            f"pass --epochs N with N > {done} to train longer"
+        )
+    return resumed
+
+
+def resumed_config(saved: dict[str, Any], given: dict[str, Any], run: Path) -> TrainConfig:
+    """The config ``saved`` with a run folder ``run``: keys the user ``given`` again must equal the saved
+    ones, except :data:`RESUMABLE` keys (how long it runs, and where), which they replace."""
+    base = config_from_dict({k: v for k, v in saved.items() if k != "resume"})
+    candidate = dataclasses.asdict(base)
     for key, value in given.items():
         if key.split(".")[0] not in RESUMABLE:
             _set(candidate, key, value)
-    check_resumable(_from_dict(TrainConfig, candidate), state["config"], run)
-    done = int(state["epoch"]) + 1
-    epochs = int(given.get("epochs", saved.epochs))
-    if epochs <= done:
-        raise MaskwatchError(
-            f"--resume: {run} has already trained {done} of {saved.epochs} epoch(s); "
-            f"pass --epochs N with N > {done} to train longer"
-        )
+    check_resumable(_from_dict(TrainConfig, candidate), saved, run)
     return dataclasses.replace(
-        saved,
-        epochs=epochs,
-        workers=cfg.workers if "workers" in given else saved.workers,
-        device=cfg.device if "device" in given else saved.device,
+        base,
+        epochs=int(given.get("epochs", base.epochs)),
+        workers=int(given["workers"]) if "workers" in given else base.workers,
+        device=str(given["device"]) if "device" in given else base.device,
         resume=str(run),
     )
 
@@ -436,17 +449,18 @@ def next_run_dir(out: str, name: str) -> Path:
     return base / f"{name}{i}"
 
 
-def resume_run_dir(resume: bool | str, out: str, name: str) -> Path:
+def resume_run_dir(resume: bool | str, out: str, name: str, marker: str = "last.pt") -> Path:
     """The run ``--resume`` continues: the given folder (or its ``last.pt``), or with a bare ``--resume``
-    the most recent ``<out>/<name>N`` that has a ``last.pt``."""
+    the most recent ``<out>/<name>N`` that has a ``last.pt`` (``marker``: the file that makes a folder a
+    run, ``cv.json`` for a cross-validation)."""
     if isinstance(resume, str):
         path = Path(resume)
-        run = path.parent if path.name.endswith(".pt") else path
-        if not (run / "last.pt").is_file():
-            raise MaskwatchError(f"--resume {resume}: no last.pt there to resume from")
+        run = path.parent if path.name == marker or path.name.endswith(".pt") else path
+        if not (run / marker).is_file():
+            raise MaskwatchError(f"--resume {resume}: no {marker} there to resume from")
         return run
     base = Path(out)
-    runs = [p.parent for p in base.glob("*/last.pt") if run_number(p.parent, name) is not None]
+    runs = [p.parent for p in base.glob(f"*/{marker}") if run_number(p.parent, name) is not None]
     if not runs:
-        raise MaskwatchError(f"--resume: no {out}/{name}N/last.pt to resume from (or pass --resume PATH)")
-    return max(runs, key=lambda p: (p / "last.pt").stat().st_mtime)
+        raise MaskwatchError(f"--resume: no {out}/{name}N/{marker} to resume from (or pass --resume PATH)")
+    return max(runs, key=lambda p: (p / marker).stat().st_mtime)
