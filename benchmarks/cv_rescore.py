@@ -10,11 +10,9 @@ the K-fold mean, fold by fold, as the recipe was.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
-from maskwatch.engine.crossval import HEADLINE, format_cv, rescore_cv
+from maskwatch.engine.crossval import HEADLINE, format_cv, read_cv, rescore_cv
 from maskwatch.engine.evaluate import json_safe
 from maskwatch.io import write_json
 
@@ -31,7 +29,7 @@ def main() -> None:
     minutes = (time.process_time() - t0) / 60
     setting = ", ".join(x for x in ("TTA" if a.tta else "", f"imgsz {a.imgsz}" if a.imgsz else "") if x)
     print(format_cv(summary, f"each fold's held-out part, {setting or 'as trained'}"))
-    before = json.loads((Path(a.cv) / "cv.json").read_text())
+    before = read_cv(a.cv)  # the CV as trained, over the same finished folds
     for name, now, was in [("held-out folds", summary, before)] + [
         (n, summary["sources"][n], before["sources"][n]) for n in summary.get("sources", {})
     ]:
