@@ -155,8 +155,7 @@ def cross_validate(cfg: TrainConfig, k: int, hooks: Sequence[HookBase] = ()) -> 
     With ``cfg.resume`` (a CV folder, see :func:`resume_cv_config`) a stopped cross-validation goes on:
     finished folds are kept, the interrupted one continues from its ``last.pt``, as an unbroken CV would
     have run (the same folds, the same seeded draws)."""
-    ds, extras, classes = load_sources(cfg)
-    if cfg.resume:
+    if cfg.resume:  # what cv.json alone can refuse, before the data are read
         cv_dir = Path(str(cfg.resume))
         done = read_cv(cv_dir)
         folds: list[list[str]] = done["fold_images"]
@@ -165,6 +164,8 @@ def cross_validate(cfg: TrainConfig, k: int, hooks: Sequence[HookBase] = ()) -> 
             raise MaskwatchError(f"--resume {cv_dir}: a {len(folds)}-fold cross-validation, not --folds {k}")
         if len(rows) == k:
             raise MaskwatchError(f"--resume {cv_dir}: all {k} folds are finished (cv.json)")
+    ds, extras, classes = load_sources(cfg)
+    if cfg.resume:
         missing = sorted(set(s for f in folds for s in f) - {r.stem for r in ds})
         if missing:
             raise MaskwatchError(
