@@ -348,7 +348,7 @@ def train_one_epoch(t: Trainer, hooks: Sequence[HookBase]) -> None:
         num_workers=cfg.workers,
         collate_fn=_as_lists,
     )
-    bar = tqdm(loader, desc=f"epoch {t.epoch + 1}/{cfg.epochs}", unit="step")
+    bar = tqdm(loader, desc=f"{t.run.name} epoch {t.epoch + 1}/{cfg.epochs}", unit="step")
     for images, boxes, labels, styles, negatives in bar:
         for h in hooks:
             h.before_step(t)
