@@ -322,7 +322,7 @@ class DetectionPipeline:
             self._infer()
         except KeyboardInterrupt:
             self.summary.interrupted = True
-            log.warning("interrupted: finishing the outputs up to frame %d", self.summary.frames - 1)
+            log.warning("interrupted: finishing the outputs with the frames processed so far")
         except BaseException as e:
             self._errors.append(e)
         finally:
@@ -392,7 +392,6 @@ class DetectionPipeline:
                     dets = dets[np.isin(dets.class_id, opts.classes)]
                 if self.tracker is not None:
                     dets = self.tracker.update(dets, frame.time)
-                summary.add(frame, dets)
                 if self.on_frame is not None:
                     self.on_frame(frame, dets)
                 fps = meter.tick() if frame.time is not None else None  # no FPS on a still image
@@ -415,7 +414,7 @@ class DetectionPipeline:
 
     def _status(self) -> str:
         s = self.summary
-        parts = [f"{name} {n}" for name, n in s.labels.items()]
+        parts = [f"{name} {n}" for name, n in dict(s.labels).items()]  # a copy: the writer thread adds
         if self._in.dropped:
             parts.append(f"dropped {self._in.dropped}")
         return ", ".join(parts)
@@ -428,6 +427,9 @@ class DetectionPipeline:
                 annotated = self.annotator(frame.image, dets, fps) if draw else None
                 for sink in self.sinks:
                     sink.write(frame, dets, annotated)
+                # Counted here, once every output has the frame: a stop signal lands in the main thread
+                # anywhere between inference and queueing, and must not count a frame nobody wrote.
+                self.summary.add(frame, dets)
         except BaseException as e:
             self._errors.append(e)
             self._out.cancel()
