@@ -22,12 +22,14 @@ def main() -> None:
     p.add_argument("cv", help="a CV run folder (<out>/<name>-cvN with cv.json and foldN/last.pt)")
     p.add_argument("--tta", action="store_true", help="score with test-time augmentation")
     p.add_argument("--imgsz", type=int, help="network input long side (default: the models')")
+    p.add_argument("--agnostic", action="store_true", help="class-agnostic AP (were the faces found)")
     p.add_argument("--json", help="write the summary here")
     a = p.parse_args()
     t0 = time.process_time()
-    summary = rescore_cv(a.cv, tta=a.tta, imgsz=a.imgsz)
+    summary = rescore_cv(a.cv, tta=a.tta, imgsz=a.imgsz, agnostic=a.agnostic)
     minutes = (time.process_time() - t0) / 60
-    setting = ", ".join(x for x in ("TTA" if a.tta else "", f"imgsz {a.imgsz}" if a.imgsz else "") if x)
+    chosen = ("TTA" if a.tta else "", f"imgsz {a.imgsz}" if a.imgsz else "", "agnostic" if a.agnostic else "")
+    setting = ", ".join(x for x in chosen if x)
     print(format_cv(summary, f"each fold's held-out part, {setting or 'as trained'}"))
     before = read_cv(a.cv)  # the CV as trained, over the same finished folds
     for name, now, was in [("held-out folds", summary, before)] + [
@@ -40,6 +42,7 @@ def main() -> None:
             + ", ".join(
                 f"{c} {was['mean']['per_class'][c]:.1f} -> {now['mean']['per_class'][c]:.1f}"
                 for c in now["mean"]["per_class"]
+                if c in was["mean"]["per_class"]  # --agnostic has one class, "face"
             )
         )
     print(f"{minutes:.1f} CPU-min")

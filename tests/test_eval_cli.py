@@ -467,3 +467,28 @@ def test_read_only_out_folder_is_refused_before_the_model_is_loaded(
         assert f"in {locked})" in capsys.readouterr().err
     finally:
         locked.chmod(0o755)
+
+
+def test_agnostic_scores_finding_faces_whatever_their_class(
+    voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Every face found, every class wrong: per-class AP 0, class-agnostic AP 100; a second box of the
+    other class on a face is one face found once, not a false alarm."""
+    swapped = perfect()
+    for p in swapped:
+        p["label"] = {"with_mask": "no_mask", "no_mask": "with_mask"}[p["label"]]
+    preds = write(tmp_path / "p.json", swapped)
+    assert run(*eval_args(voc, preds, "--json", tmp_path / "m.json")) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["AP"] == 0.0
+    capsys.readouterr()
+    twice = swapped + [{**p, "label": "with_mask", "score": 0.5} for p in swapped if p["label"] == "no_mask"]
+    preds = write(tmp_path / "p2.json", twice)
+    args = ("--agnostic", "--json", tmp_path / "a.json", "--out", tmp_path / "o")
+    assert run(*eval_args(voc, preds, *args)) == 0
+    out = capsys.readouterr().out
+    assert "| face     | 100.0 | 100.0 |" in out and "with_mask" not in out
+    m = json.loads((tmp_path / "a.json").read_text())
+    assert m["AP"] == 100.0 and list(m["per_class"]) == ["face"] and m["boxes"] == 5
+    results = json.loads((tmp_path / "o" / "coco_instances_results.json").read_text())
+    assert len(results) == 5, "the lower-scored second box of a face is dropped"
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["agnostic"] is True

@@ -142,6 +142,9 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
     tta = rescore_cv(cv, tta=True)
     assert tta["tta"] is True
     assert [r["images"] for r in tta["folds"]] == [r["images"] for r in summary["folds"]]
+    faces = rescore_cv(cv, agnostic=True)  # found or not, whatever the class: one class, "face"
+    assert set(faces["mean"]["per_class"]) == {"face"} and faces["agnostic"] is True
+    assert set(faces["sources"][extra.name]["mean"]["per_class"]) == {"face"}
     with pytest.raises(MaskwatchError, match="not a cross-validation run"):
         rescore_cv(tmp_path / "runs")
 

@@ -77,6 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(the default model: kaggle, the default, or ilc, tight eyebrows-to-chin boxes)",
     )
     add_tta_option(p, "score the model")
+    p.add_argument(
+        "--agnostic",
+        action="store_true",
+        help="class-agnostic AP: every face one class, one box per face ('was the face found, whatever "
+        "its class'); beside the per-class AP it tells finding faces from telling masks apart",
+    )
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.set_defaults(func=run)
 
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         box_style=args.box_style,
         tta=args.tta,
+        agnostic=args.agnostic,
         progress=not args.quiet,
     )
     print(format_report(report), end="")

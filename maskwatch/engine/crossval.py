@@ -112,22 +112,30 @@ def source_name(source: SourceConfig) -> str:
 
 
 def score_sources(
-    det: Detector, fold: int, parts: list[tuple[SourceConfig, Dataset]], batch: int, tta: bool = False
+    det: Detector,
+    fold: int,
+    parts: list[tuple[SourceConfig, Dataset]],
+    batch: int,
+    tta: bool = False,
+    agnostic: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Fold ``fold``'s model on each extra source's held-out part, with that source's box regressor."""
     rows = {}
     first = det.box_style_names()[0]
     for source, ds in parts:
         det.use_box_style(source.box_style or first)
-        rows[source_name(source)] = fold_row(fold, len(ds), validate(det, ds, batch, tta))
+        rows[source_name(source)] = fold_row(fold, len(ds), validate(det, ds, batch, tta, agnostic))
     det.use_box_style(first)
     return rows
 
 
-def rescore_cv(cv_dir: str | Path, tta: bool = False, imgsz: int | None = None) -> dict[str, Any]:
-    """A finished CV run's fold models (``foldN/last.pt``) scored again on the same held-out parts with
+def rescore_cv(
+    cv_dir: str | Path, tta: bool = False, imgsz: int | None = None, agnostic: bool = False
+) -> dict[str, Any]:
+    """A CV run's finished fold models (``foldN/last.pt``) scored again on the same held-out parts with
     inference settings that need no retraining (test-time augmentation, another input size), so they are
-    judged fold by fold against the CV's own numbers; returns a summary shaped like ``cv.json``'s."""
+    judged fold by fold against the CV's own numbers, or class-agnostic (were the faces found, whatever
+    their class); returns a summary shaped like ``cv.json``'s."""
     cv_dir = Path(cv_dir)
     done = read_cv(cv_dir)
     if not done["folds"]:
@@ -140,11 +148,12 @@ def rescore_cv(cv_dir: str | Path, tta: bool = False, imgsz: int | None = None) 
         det = load_detector(cv_dir / f"fold{i + 1}" / "last.pt", cfg.device)
         det.imgsz = imgsz or det.imgsz
         log.info("fold %d/%d: %d held-out images", i + 1, len(done["fold_images"]), len(held))
-        row = fold_row(i + 1, len(held), validate(det, ds.subset(held), cfg.batch, tta))
+        row = fold_row(i + 1, len(held), validate(det, ds.subset(held), cfg.batch, tta, agnostic))
         if sources:
-            row["sources"] = score_sources(det, i + 1, sources, cfg.batch, tta)
+            row["sources"] = score_sources(det, i + 1, sources, cfg.batch, tta, agnostic)
         rows.append(row)
-    return {**summarise(rows), "fold_images": done["fold_images"], "tta": tta, "imgsz": imgsz}
+    summary = summarise(rows)
+    return {**summary, "fold_images": done["fold_images"], "tta": tta, "imgsz": imgsz, "agnostic": agnostic}
 
 
 def cross_validate(cfg: TrainConfig, k: int, hooks: Sequence[HookBase] = ()) -> tuple[Path, dict[str, Any]]:

@@ -16,8 +16,10 @@ from maskwatch.data.classmap import parse_merge
 from maskwatch.data.formats import load_dataset
 from maskwatch.data.layout import select_split
 from maskwatch.engine.evaluate import (
+    FACE,
     OPERATING_CONF,
     EvalReport,
+    as_faces,
     check_classes,
     check_options,
     evaluate_dataset,
@@ -52,6 +54,7 @@ def run_eval(
     device: str = "auto",
     box_style: str | None = None,
     tta: bool = False,
+    agnostic: bool = False,
     progress: bool = True,
 ) -> EvalReport:
     """Score ``model`` (default: the built-in default) or a COCO ``predictions`` file on ``data``.
@@ -60,7 +63,9 @@ def run_eval(
     file that states image sizes, no image file is needed. ``out`` gets the COCO files, plots and gallery,
     ``json_path`` the summary metrics. ``box_style`` scores a model trained on several label sets with
     the box regressor of the style ``data`` is drawn in (e.g. ``ilc`` for the ILC 2021 photos). ``tta``
-    scores the model with test-time augmentation (mirrored and enlarged views, fused).
+    scores the model with test-time augmentation (mirrored and enlarged views, fused). ``agnostic``
+    scores every face as one class (:func:`~maskwatch.engine.evaluate.as_faces`): found or not, whatever
+    its class.
     Returns the :class:`~maskwatch.engine.evaluate.EvalReport`.
     """
     t0 = time.perf_counter()
@@ -98,6 +103,10 @@ def run_eval(
         extra["model"] = str(model or DEFAULT_MODEL)
         extra["box_style"] = box_style
         extra["tta"] = tta
+    extra["agnostic"] = agnostic
+    if agnostic:
+        ds, found = as_faces(ds, found)
+        class_names = (FACE,)
     report = evaluate_dataset(
         ds,
         found,

@@ -38,14 +38,14 @@ import multiprocessing
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from maskwatch.boxes import xyxy_to_xywh
+from maskwatch.boxes import nms, xyxy_to_xywh
 from maskwatch.data.coco import ImageId, category_ids, coco_dict
 from maskwatch.data.record import Annotation, Dataset, class_lookup, small_box_mask
 from maskwatch.defaults import CONF
@@ -537,6 +537,23 @@ def inference_on_dataset(
     evaluator.reset()
     evaluator.process(ds.records, predict_dataset(detector, ds, batch, progress=progress))
     return evaluator.evaluate()
+
+
+FACE = "face"
+
+
+def as_faces(
+    ds: Dataset, predictions: Sequence[Detections], nms_iou: float = EVAL_NMS_IOU
+) -> tuple[Dataset, list[Detections]]:
+    """The class-agnostic view (``--agnostic``): every face and every detection one class, ``face``, so AP
+    says whether the faces were found, whatever class they were given. Where a model gave one face boxes
+    of several classes, the lower-scored ones are dropped (class-agnostic NMS): one face, one box."""
+    records = [replace(r, labels=[FACE] * len(r.labels)) for r in ds.records]
+    faces = []
+    for d in predictions:
+        keep = nms(d.xyxy, d.confidence, nms_iou)
+        faces.append(Detections(d.xyxy[keep], d.confidence[keep], np.zeros(len(keep), np.int64), (FACE,)))
+    return replace(ds, records=records, classes=[FACE], merge={}), faces
 
 
 def evaluate(ds: Dataset, predictions: Sequence[Detections], class_names: Sequence[str]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from maskwatch.data.layout import read_splits
 from maskwatch.data.record import Dataset, SourceTag
 from maskwatch.engine.augment import AugmentConfig, augment
 from maskwatch.engine.ema import ModelEMA
-from maskwatch.engine.evaluate import evaluate, predict_dataset
+from maskwatch.engine.evaluate import FACE, as_faces, evaluate, predict_dataset
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
 from maskwatch.engine.train_config import (
     OptimizerConfig,
@@ -191,16 +191,22 @@ def sampling_factors(
     return base * np.array([r.source.weight for r in ds.records])
 
 
-def validate(det: Detector, val: Dataset, batch: int, tta: bool = False) -> dict[str, Any]:
+def validate(
+    det: Detector, val: Dataset, batch: int, tta: bool = False, agnostic: bool = False
+) -> dict[str, Any]:
     """COCO metrics of the detector on a held-out set (the epoch's validation, or a CV fold), optionally
-    behind the test-time augmentation."""
+    behind the test-time augmentation, or class-agnostic (:func:`as_faces`)."""
     det.model.eval()
     model: Detector | Predictor = det
     if tta:
         from maskwatch.predict import with_tta
 
         model = with_tta(det)
-    return evaluate(val, predict_dataset(model, val, batch, progress=False), det.class_names)
+    found = predict_dataset(model, val, batch, progress=False)
+    if agnostic:
+        val, found = as_faces(val, found)
+        return evaluate(val, found, (FACE,))
+    return evaluate(val, found, det.class_names)
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
