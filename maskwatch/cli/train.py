@@ -65,15 +65,14 @@ def run(args: argparse.Namespace) -> int:
         options["classes"] = [c.strip() for c in options["classes"].split(",")]
     given = {**options, **parse_overrides(args.overrides)}
     if args.folds is not None or _names_cv_run(args.resume):
-        from maskwatch.engine.crossval import cross_validate, format_cv, read_cv, resume_cv_config
+        from maskwatch.engine.crossval import cross_validate, format_cv, resume_cv_config
 
         cfg = resume_cv_config(args.config, **given) if args.resume else make_config(args.config, **given)
         if not cfg.data:
             raise MaskwatchError("--data is required (or a --config that sets it)")
-        k = args.folds if args.folds is not None else len(read_cv(str(cfg.resume))["fold_images"])
-        cv_dir, summary = cross_validate(cfg, k)
+        cv_dir, summary = cross_validate(cfg, args.folds)
         print(format_cv(summary))
-        print(f"cross-validation saved to {cv_dir} (cv.json, cv.png, fold1..fold{k})")
+        print(f"cross-validation saved to {cv_dir} (cv.json, cv.png, fold1..fold{summary['k']})")
         return 0
     cfg = make_config(args.config, **given)
     if not cfg.resume and not cfg.data:

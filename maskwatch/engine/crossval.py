@@ -156,19 +156,22 @@ def rescore_cv(
     return {**summary, "fold_images": done["fold_images"], "tta": tta, "imgsz": imgsz, "agnostic": agnostic}
 
 
-def cross_validate(cfg: TrainConfig, k: int, hooks: Sequence[HookBase] = ()) -> tuple[Path, dict[str, Any]]:
+def cross_validate(
+    cfg: TrainConfig, k: int | None, hooks: Sequence[HookBase] = ()
+) -> tuple[Path, dict[str, Any]]:
     """Train ``k`` models on grouped folds of ``cfg.data`` (the config's ``split`` is not used) and score
     each on its held-out fold; returns the CV folder and the summary written to ``cv.json``. ``hooks``
     join every fold's training.
 
-    With ``cfg.resume`` (a CV folder, see :func:`resume_cv_config`) a stopped cross-validation goes on:
-    finished folds are kept, the interrupted one continues from its ``last.pt``, as an unbroken CV would
-    have run (the same folds, the same seeded draws)."""
+    With ``cfg.resume`` (a CV folder, see :func:`resume_cv_config`) a stopped cross-validation goes on
+    (``k`` None: its own number of folds): finished folds are kept, the interrupted one continues from its
+    ``last.pt``, as an unbroken CV would have run (the same folds, the same seeded draws)."""
     if cfg.resume:  # what cv.json alone can refuse, before the data are read
         cv_dir = Path(str(cfg.resume))
         done = read_cv(cv_dir)
         folds: list[list[str]] = done["fold_images"]
         rows: list[dict[str, Any]] = done["folds"]
+        k = len(folds) if k is None else k
         if k != len(folds):
             raise MaskwatchError(f"--resume {cv_dir}: a {len(folds)}-fold cross-validation, not --folds {k}")
         if len(rows) == k:
@@ -187,15 +190,17 @@ def cross_validate(cfg: TrainConfig, k: int, hooks: Sequence[HookBase] = ()) -> 
             log.info(
                 "--folds: the split %s is not used; every image of %s is held out once", cfg.split, cfg.data
             )
+        if k is None:
+            raise MaskwatchError("--folds K is required to start a cross-validation")
         folds, rows = make_folds(ds, k, cfg.seed), []
         cv_dir = next_run_dir(cfg.out, f"{cfg.name}-cv")
     cfg = dataclasses.replace(cfg, resume=False)
     sources = held_out_sources(cfg)
     fold_cfg = dataclasses.replace(cfg, out=str(cv_dir), name="fold", split=None)
     summary = _save_cv(cv_dir, rows, folds, cfg)  # the plan first: a CV stopped in fold 1 can resume
-    for i in range(len(rows), k):
+    for i in range(len(rows), len(folds)):
         held = folds[i]
-        log.info("fold %d/%d: %d held-out images", i + 1, k, len(held))
+        log.info("fold %d/%d: %d held-out images", i + 1, len(folds), len(held))
         train_ds = with_extras(ds.subset([s for j, f in enumerate(folds) if j != i for s in f]), extras)
         keep = _KeepDetector()
         train(
