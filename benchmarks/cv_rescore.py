@@ -1,7 +1,9 @@
-"""Score a finished cross-validation run's fold models again, on the same held-out parts, with inference
-settings that need no retraining: test-time augmentation (``--tta``) or another input size (``--imgsz``).
+"""Score a finished cross-validation run's fold models again, on the same held-out parts, with settings
+that need no detector retraining: test-time augmentation (``--tta``), another input size (``--imgsz``),
+or a crop classifier trained per fold on that fold's training images (``--classifier ARCH``).
 
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --tta --json docs/cv-tta.json
+    python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --classifier-epochs 6
 
 Prints the per-fold table (and each extra source's) beside the CV's own mean, so the setting is judged on
 the K-fold mean, fold by fold, as the recipe was.
@@ -12,9 +14,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
+
 from maskwatch.engine.crossval import HEADLINE, format_cv, read_cv, rescore_cv
 from maskwatch.engine.evaluate import json_safe
+from maskwatch.engine.train_config import ClassifierConfig
 from maskwatch.io import write_json
+from maskwatch.models.crops import CLASSIFIER_ARCHS
 
 
 def main() -> None:
@@ -23,12 +29,40 @@ def main() -> None:
     p.add_argument("--tta", action="store_true", help="score with test-time augmentation")
     p.add_argument("--imgsz", type=int, help="network input long side (default: the models')")
     p.add_argument("--agnostic", action="store_true", help="class-agnostic AP (were the faces found)")
+    p.add_argument(
+        "--classifier", choices=CLASSIFIER_ARCHS, help="train a crop classifier of this backbone per fold"
+    )
+    p.add_argument("--classifier-weights", help="its backbone's start (default with mnet: the fold model's)")
+    p.add_argument("--classifier-epochs", type=int, default=ClassifierConfig.epochs or 6)
+    p.add_argument("--classifier-size", type=int, default=ClassifierConfig.size, help="crop side (px)")
+    p.add_argument("--alpha", type=float, default=ClassifierConfig.alpha, help="classifier vs detector")
+    p.add_argument(
+        "--no-classifier", action="store_true", help="fold models that have a crop classifier: run without it"
+    )
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", help="write the summary here")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    classifier: bool | ClassifierConfig = not a.no_classifier
+    if a.classifier:
+        classifier = ClassifierConfig(
+            epochs=a.classifier_epochs,
+            arch=a.classifier,
+            weights=a.classifier_weights,
+            size=a.classifier_size,
+            alpha=a.alpha,
+        )
     t0 = time.process_time()
-    summary = rescore_cv(a.cv, tta=a.tta, imgsz=a.imgsz, agnostic=a.agnostic)
+    summary = rescore_cv(a.cv, tta=a.tta, imgsz=a.imgsz, agnostic=a.agnostic, classifier=classifier)
     minutes = (time.process_time() - t0) / 60
-    chosen = ("TTA" if a.tta else "", f"imgsz {a.imgsz}" if a.imgsz else "", "agnostic" if a.agnostic else "")
+    chosen = (
+        "TTA" if a.tta else "",
+        f"imgsz {a.imgsz}" if a.imgsz else "",
+        "agnostic" if a.agnostic else "",
+        f"{a.classifier} classifier (alpha {a.alpha})" if a.classifier else "",
+        "no classifier" if a.no_classifier else "",
+    )
     setting = ", ".join(x for x in chosen if x)
     print(format_cv(summary, f"each fold's held-out part, {setting or 'as trained'}"))
     before = read_cv(a.cv)  # the CV as trained, over the same finished folds

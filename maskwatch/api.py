@@ -203,7 +203,8 @@ def load_model(
     fastest on a CPU), as ``maskwatch detect`` does. ``box_style`` picks the box style of a model trained
     on several label sets (the default model: ``kaggle``, its default, or ``ilc``). Other keywords go to
     :func:`maskwatch.predict.load_predictor`, e.g. ``tta=True`` for test-time augmentation (mirrored and
-    enlarged looks, fused: more small faces found, ~8x the compute)."""
+    enlarged looks, fused: more small faces found, ~8x the compute) or ``classifier=False`` to run a
+    model's detector without its crop classifier."""
     from maskwatch.predict import load_predictor
 
     return Model(load_predictor(name_or_path, backend, device, imgsz, box_style=box_style, **kwargs))
@@ -222,7 +223,8 @@ def _onnx_meta(path: Path) -> dict[str, str]:
 def builtin_models() -> list[dict[str, Any]]:
     """Each built-in model: ``name``, ``default``, packaged weights (``pt``/``onnx`` paths or None),
     ``class_names`` (None without packaged weights: the classes come with a checkpoint), ``imgsz`` and
-    ``box_styles`` (the first is the default; None without packaged weights).
+    ``box_styles`` (the first is the default; None without packaged weights) and ``classifier`` (its crop
+    classifier's backbone and crop size, e.g. ``{"arch": "mnet", "size": 96}``, or None).
 
     What ``maskwatch models`` prints; read from the files shipped in the package, nothing is downloaded.
     """
@@ -236,17 +238,20 @@ def builtin_models() -> list[dict[str, Any]]:
         pt, onnx_path = packaged_weights(name), packaged_onnx(name)
         classes: list[str] | None = None
         styles = ["default"]
+        second: dict[str, Any] | None = None
         imgsz = 640  # every architecture's default input size (models.registry.build_detector)
         if onnx_path.is_file():  # the ONNX metadata says the same as the .pt, and needs no torch to read
             meta = _onnx_meta(onnx_path)
             classes, imgsz = json.loads(meta["class_names"]), int(meta["imgsz"])
             styles = json.loads(meta.get("box_styles", '["default"]'))
+            second = json.loads(meta["classifier"]) if "classifier" in meta else None
         elif pt.is_file():
             from maskwatch.models.base import read_checkpoint
 
             ckpt = read_checkpoint(pt)
             classes, imgsz = list(ckpt["class_names"]), int(ckpt["imgsz"])
             styles = list(ckpt["meta"].get("box_styles", styles))
+            second = ckpt.get("classifier")
         rows.append(
             {
                 "name": name,
@@ -256,6 +261,7 @@ def builtin_models() -> list[dict[str, Any]]:
                 "class_names": classes,
                 "imgsz": imgsz,
                 "box_styles": styles if classes else None,  # the first is the default (--box-style)
+                "classifier": {"arch": second["arch"], "size": second["size"]} if second else None,
             }
         )
     return rows

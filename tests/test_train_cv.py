@@ -17,7 +17,7 @@ from maskwatch.cli import main
 from maskwatch.data.formats import load_dataset
 from maskwatch.engine.crossval import cross_validate, format_cv, make_folds, read_cv, rescore_cv, summarise
 from maskwatch.engine.train import HookBase, Trainer, with_extras
-from maskwatch.engine.train_config import TrainConfig, make_config
+from maskwatch.engine.train_config import ClassifierConfig, TrainConfig, make_config
 from maskwatch.errors import MaskwatchError
 from tests.synth import make_voc_dataset
 
@@ -102,6 +102,8 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
         "schedule.warmup_steps=1",
         f"extra=[{{data: {extra}, split: {split}, box_style: tight}}]",
         "model.options.box_styles=[loose, tight]",
+        "classifier.epochs=1",  # every fold also trains its crop classifier, and is scored with it
+        "classifier.size=48",
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -139,6 +141,14 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
     for key in ("AP", "AP50", "AP75"):
         assert [r[key] for r in again["folds"]] == [r[key] for r in summary["folds"]]
         assert [r[key] for r in again["sources"][extra.name]["folds"]] == [r[key] for r in ilc["folds"]]
+    for i in (1, 2, 3):
+        assert torch.load(cv / f"fold{i}" / "last.pt", weights_only=False)["classifier"]["size"] == 48
+    alone = rescore_cv(cv, classifier=False)  # the fold detectors alone
+    assert [r["images"] for r in alone["folds"]] == [r["images"] for r in summary["folds"]]
+    assert [r["per_class"] for r in alone["folds"]] != [r["per_class"] for r in summary["folds"]]
+    retrained = rescore_cv(cv, classifier=ClassifierConfig(epochs=1, size=48))  # trained per fold again
+    assert retrained["classifier"]["size"] == 48
+    assert [r["AP"] for r in retrained["folds"]] == [r["AP"] for r in summary["folds"]], "not deterministic"
     tta = rescore_cv(cv, tta=True)
     assert tta["tta"] is True
     assert [r["images"] for r in tta["folds"]] == [r["images"] for r in summary["folds"]]

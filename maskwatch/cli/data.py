@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from maskwatch.apps.select import STRATEGIES
-from maskwatch.cli import add_tta_option
+from maskwatch.cli import add_stage_options
 from maskwatch.data.formats import FORMATS, load_dataset, save_dataset
 from maskwatch.data.stats import dataset_stats, format_stats
 from maskwatch.defaults import PRELABEL_CONF
@@ -138,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="draw the pre-labels in that label set's box style (the default model: kaggle, its default, "
         "or ilc, tight eyebrows-to-chin boxes)",
     )
-    add_tta_option(pl, "pre-label")
+    add_stage_options(pl, "pre-label")
     pl.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     _copy_option(pl)
     pl.set_defaults(func=run_prelabel)
@@ -203,7 +203,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
     from maskwatch.apps.prelabel import check_options, check_output, prelabel, write_prelabel
     from maskwatch.data.layout import find_images
     from maskwatch.models.registry import load_detector
-    from maskwatch.predict import with_tta
+    from maskwatch.predict import with_stages
 
     check_options(args.conf, args.select, args.by)
     images = find_images(args.images)
@@ -212,7 +212,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
     detector = load_detector(args.model, args.device, args.box_style)
     result = prelabel(
         images,
-        with_tta(detector) if args.tta else detector,
+        with_stages(detector, args.tta, args.classifier),
         args.conf,
         args.min_face,
         args.select,

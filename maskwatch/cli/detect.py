@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from maskwatch.cli import add_tta_option
+from maskwatch.cli import add_stage_options
 from maskwatch.defaults import CONF, IOU
 
 
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for a model trained on several label sets: draw boxes in that set's style "
         "(the default model: kaggle, the default, or ilc, tight eyebrows-to-chin boxes)",
     )
-    add_tta_option(p, "detect")
+    add_stage_options(p, "detect")
     p.add_argument(
         "--min-face", type=float, default=0.0, metavar="PX", help="ignore faces whose shorter side < PX"
     )
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         imgsz=args.imgsz,
         box_style=args.box_style,
         tta=args.tta,
+        classifier=args.classifier,
         conf=args.conf,
         iou=args.iou,
         min_face=args.min_face,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from maskwatch.cli import add_tta_option
+from maskwatch.cli import add_stage_options
 from maskwatch.data.formats import FORMATS
 
 OPERATING_CONF = (
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for a model trained on several label sets: score with the box regressor of that set's style "
         "(the default model: kaggle, the default, or ilc, tight eyebrows-to-chin boxes)",
     )
-    add_tta_option(p, "score the model")
+    add_stage_options(p, "score the model")
     p.add_argument(
         "--agnostic",
         action="store_true",
@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         box_style=args.box_style,
         tta=args.tta,
+        classifier=args.classifier,
         agnostic=args.agnostic,
         progress=not args.quiet,
     )

@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for a model trained on several label sets: export the box regressor of that set's style "
         "(the default model: kaggle, the default, or ilc, tight eyebrows-to-chin boxes)",
     )
+    p.add_argument(
+        "--no-classifier",
+        dest="classifier",
+        action="store_false",
+        help="leave out the model's crop classifier (the file then holds the detector alone)",
+    )
     p.add_argument("--out", required=True, help="output .onnx file")
     p.set_defaults(func=run)
 
@@ -38,9 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from maskwatch.models.registry import load_detector
 
     detector = load_detector(args.model, box_style=args.box_style)
-    path = export_onnx(detector, args.out, args.imgsz, static=args.static)
+    path = export_onnx(detector, args.out, args.imgsz, static=args.static, classifier=args.classifier)
     imgsz = args.imgsz or detector.imgsz
     size = f"fixed {imgsz}x{imgsz} input" if args.static else "dynamic height/width"
     if logging.getLogger().getEffectiveLevel() <= logging.INFO:
-        print(f"{path}: {detector.arch} ({', '.join(detector.class_names)}), imgsz {imgsz}, {size}")
+        second = ", with its crop classifier" if args.classifier and detector.classifier is not None else ""
+        print(f"{path}: {detector.arch} ({', '.join(detector.class_names)}), imgsz {imgsz}, {size}{second}")
     return 0

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = [("model", "weights", "classes", "imgsz", "box styles")]
+    table = [("model", "weights", "classes", "imgsz", "box styles", "crop classifier")]
     for r in rows:
         packaged = [kind for kind in ("pt", "onnx") if r[kind]]
         table.append(
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
                 ", ".join(r["class_names"]) if r["class_names"] else "-",
                 str(r["imgsz"]),
                 ", ".join(r["box_styles"]) if r["box_styles"] else "-",
+                f"{r['classifier']['arch']}, {r['classifier']['size']} px crops" if r["classifier"] else "-",
             )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]

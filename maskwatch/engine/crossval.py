@@ -30,6 +30,7 @@ from maskwatch.data.split import assign_groups
 from maskwatch.engine.evaluate import json_safe
 from maskwatch.engine.train import HookBase, Trainer, load_sources, remove_run, train, validate, with_extras
 from maskwatch.engine.train_config import (
+    ClassifierConfig,
     SourceConfig,
     TrainConfig,
     check_config,
@@ -118,42 +119,70 @@ def score_sources(
     batch: int,
     tta: bool = False,
     agnostic: bool = False,
+    classifier: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Fold ``fold``'s model on each extra source's held-out part, with that source's box regressor."""
     rows = {}
     first = det.box_style_names()[0]
     for source, ds in parts:
         det.use_box_style(source.box_style or first)
-        rows[source_name(source)] = fold_row(fold, len(ds), validate(det, ds, batch, tta, agnostic))
+        metrics = validate(det, ds, batch, tta, agnostic, classifier)
+        rows[source_name(source)] = fold_row(fold, len(ds), metrics)
     det.use_box_style(first)
     return rows
 
 
 def rescore_cv(
-    cv_dir: str | Path, tta: bool = False, imgsz: int | None = None, agnostic: bool = False
+    cv_dir: str | Path,
+    tta: bool = False,
+    imgsz: int | None = None,
+    agnostic: bool = False,
+    classifier: bool | ClassifierConfig = True,
 ) -> dict[str, Any]:
     """A CV run's finished fold models (``foldN/last.pt``) scored again on the same held-out parts with
-    inference settings that need no retraining (test-time augmentation, another input size), so they are
-    judged fold by fold against the CV's own numbers, or class-agnostic (were the faces found, whatever
-    their class); returns a summary shaped like ``cv.json``'s."""
+    settings that need no detector retraining (test-time augmentation, another input size, a crop
+    classifier), so they are judged fold by fold against the CV's own numbers, or class-agnostic (were
+    the faces found, whatever their class); returns a summary shaped like ``cv.json``'s.
+
+    ``classifier``: True runs the fold models' own crop classifiers (if they have them), False none, a
+    :class:`ClassifierConfig` trains one per fold on that fold's training images (the detector's) first.
+    """
     cv_dir = Path(cv_dir)
     done = read_cv(cv_dir)
     if not done["folds"]:
         raise MaskwatchError(f"{cv_dir}: no finished fold to score yet")
     cfg = config_from_dict(done["config"])
-    ds, _, _ = load_sources(cfg)
+    ds, extras, classes = load_sources(cfg)
     sources = held_out_sources(cfg)
     rows: list[dict[str, Any]] = []
-    for i, held in enumerate(done["fold_images"][: len(done["folds"])]):  # the finished folds
+    folds = done["fold_images"]
+    for i, held in enumerate(folds[: len(done["folds"])]):  # the finished folds
         det = load_detector(cv_dir / f"fold{i + 1}" / "last.pt", cfg.device)
         det.imgsz = imgsz or det.imgsz
-        log.info("fold %d/%d: %d held-out images", i + 1, len(done["fold_images"]), len(held))
-        row = fold_row(i + 1, len(held), validate(det, ds.subset(held), cfg.batch, tta, agnostic))
+        if isinstance(classifier, ClassifierConfig):
+            from maskwatch.engine.classifier import train_classifier_on
+
+            train_ds = with_extras(ds.subset([s for j, f in enumerate(folds) if j != i for s in f]), extras)
+            det.classifier = train_classifier_on(
+                train_ds,
+                classes,
+                classifier,
+                det.model.state_dict(),
+                cfg.seed,
+                det.device,
+                f"fold{i + 1} classifier",
+            )
+        log.info("fold %d/%d: %d held-out images", i + 1, len(folds), len(held))
+        use = classifier is not False
+        row = fold_row(i + 1, len(held), validate(det, ds.subset(held), cfg.batch, tta, agnostic, use))
         if sources:
-            row["sources"] = score_sources(det, i + 1, sources, cfg.batch, tta, agnostic)
+            row["sources"] = score_sources(det, i + 1, sources, cfg.batch, tta, agnostic, use)
         rows.append(row)
     summary = summarise(rows)
-    return {**summary, "fold_images": done["fold_images"], "tta": tta, "imgsz": imgsz, "agnostic": agnostic}
+    extra: dict[str, Any] = {"tta": tta, "imgsz": imgsz, "agnostic": agnostic}
+    if isinstance(classifier, ClassifierConfig):
+        extra["classifier"] = dataclasses.asdict(classifier)
+    return {**summary, "fold_images": folds, **extra}
 
 
 def cross_validate(
@@ -259,6 +288,11 @@ def resume_cv_config(config_file: str | None, **kwargs: Any) -> TrainConfig:
     run = resume_run_dir(asked.resume, asked.out, f"{asked.name}-cv", marker="cv.json")
     saved = read_cv(run)["config"]
     cfg = resumed_config(saved, given, run)
+    if cfg.classifier != config_from_dict(saved).classifier:
+        raise MaskwatchError(
+            f"--resume {run}: every fold trains the same crop classifier; classifier settings cannot change "
+            "in a cross-validation (start a new one)"
+        )
     if cfg.epochs != int(saved["epochs"]):
         raise MaskwatchError(
             f"--resume {run}: every fold trains {saved['epochs']} epochs; epochs cannot change in a "

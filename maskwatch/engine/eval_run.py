@@ -54,6 +54,7 @@ def run_eval(
     device: str = "auto",
     box_style: str | None = None,
     tta: bool = False,
+    classifier: bool = True,
     agnostic: bool = False,
     progress: bool = True,
 ) -> EvalReport:
@@ -63,7 +64,8 @@ def run_eval(
     file that states image sizes, no image file is needed. ``out`` gets the COCO files, plots and gallery,
     ``json_path`` the summary metrics. ``box_style`` scores a model trained on several label sets with
     the box regressor of the style ``data`` is drawn in (e.g. ``ilc`` for the ILC 2021 photos). ``tta``
-    scores the model with test-time augmentation (mirrored and enlarged views, fused). ``agnostic``
+    scores the model with test-time augmentation (mirrored and enlarged views, fused); ``classifier``
+    False scores a model that has a crop classifier without it (its detector alone). ``agnostic``
     scores every face as one class (:func:`~maskwatch.engine.evaluate.as_faces`): found or not, whatever
     its class.
     Returns the :class:`~maskwatch.engine.evaluate.EvalReport`.
@@ -95,14 +97,18 @@ def run_eval(
         extra["predictions"] = str(predictions)
     else:
         from maskwatch.predict import load_for_eval  # an .onnx file runs without torch
+        from maskwatch.predict.classify import ClassifiedPredictor
 
-        detector = load_for_eval(str(model or DEFAULT_MODEL), device=device, box_style=box_style, tta=tta)
+        detector = load_for_eval(
+            str(model or DEFAULT_MODEL), device=device, box_style=box_style, tta=tta, classifier=classifier
+        )
         class_names = tuple(detector.class_names)
         check_classes(ds, class_names)  # before minutes of inference, not after
         found = predict_dataset(detector, ds, batch=batch, progress=progress)
         extra["model"] = str(model or DEFAULT_MODEL)
         extra["box_style"] = box_style
         extra["tta"] = tta
+        extra["classifier"] = isinstance(detector, ClassifiedPredictor)  # the model had one, and it ran
     extra["agnostic"] = agnostic
     if agnostic:
         ds, found = as_faces(ds, found)

@@ -40,17 +40,18 @@ from maskwatch.engine.train_config import (
     TrainConfig,
     check_config,
     check_resumable,
+    has_classifier,
     make_config,
     next_run_dir,
     parse_overrides,  # noqa: F401 - re-exported: the training API in one import
 )
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, load_image
-from maskwatch.models.base import Detector, read_checkpoint
+from maskwatch.models.base import Detector, read_checkpoint, update_checkpoint
 from maskwatch.models.registry import build_detector
 
 if TYPE_CHECKING:
-    from maskwatch.predict import Predictor
+    pass
 
 log = logging.getLogger("maskwatch")
 
@@ -192,16 +193,20 @@ def sampling_factors(
 
 
 def validate(
-    det: Detector, val: Dataset, batch: int, tta: bool = False, agnostic: bool = False
+    det: Detector,
+    val: Dataset,
+    batch: int,
+    tta: bool = False,
+    agnostic: bool = False,
+    classifier: bool = True,
 ) -> dict[str, Any]:
     """COCO metrics of the detector on a held-out set (the epoch's validation, or a CV fold), optionally
-    behind the test-time augmentation, or class-agnostic (:func:`as_faces`)."""
-    det.model.eval()
-    model: Detector | Predictor = det
-    if tta:
-        from maskwatch.predict import with_tta
+    behind the test-time augmentation, or class-agnostic (:func:`as_faces`); behind its crop classifier
+    if it has one, unless ``classifier`` is False."""
+    from maskwatch.predict import with_stages
 
-        model = with_tta(det)
+    det.model.eval()
+    model = with_stages(det, tta, classifier)
     found = predict_dataset(model, val, batch, progress=False)
     if agnostic:
         val, found = as_faces(val, found)
@@ -324,6 +329,40 @@ class Checkpointer(HookBase):
         )
 
 
+class TrainClassifier(HookBase):
+    """The second stage (``classifier.epochs`` > 0): a crop classifier trained on the faces of the
+    detector's training images once the detector is done, stored in ``best.pt`` and ``last.pt`` (with the
+    config that made it). A resumed run keeps one trained with its settings; other settings retrain it."""
+
+    def after_train(self, t: Trainer) -> None:
+        c = t.cfg.classifier
+        if not c.epochs:
+            return
+        from maskwatch.engine.classifier import train_classifier
+        from maskwatch.models.classifier import FaceClassifier
+
+        state = read_checkpoint(t.run / "last.pt")
+        if has_classifier(state, c):
+            t.det.classifier = FaceClassifier.from_state(state["classifier"], t.det.device)
+            return
+        log.info("training the crop classifier (%s, %d epochs)", c.arch, c.epochs)
+        # mnet without weights starts from the body of the detector just trained
+        init = None if c.weights else {k: v.cpu() for k, v in t.det.model.state_dict().items()}
+        t.det.classifier = train_classifier(
+            t.data.images,
+            t.data.boxes,
+            t.data.labels,
+            t.det.class_names,
+            c,
+            init,
+            t.cfg.seed,
+            t.det.device,
+            desc=f"{t.run.name} classifier",
+        )
+        for name in ("best.pt", "last.pt"):
+            update_checkpoint(t.run / name, classifier=t.det.classifier.state(), config=t.extra["config"])
+
+
 class PlotResults(HookBase):
     def after_epoch(self, t: Trainer) -> None:
         plot_training(t.run / "metrics.jsonl", t.run / "results.png")
@@ -381,7 +420,7 @@ def train_one_epoch(t: Trainer, hooks: Sequence[HookBase]) -> None:
 
 
 def default_hooks(on_epoch_end: Sequence[EpochCallback] = ()) -> list[HookBase]:
-    return [MetricsLogger(), Checkpointer(), PlotResults(), EpochCallbacks(on_epoch_end)]
+    return [MetricsLogger(), Checkpointer(), PlotResults(), EpochCallbacks(on_epoch_end), TrainClassifier()]
 
 
 def train(

@@ -24,6 +24,7 @@ import yaml
 
 from maskwatch.engine.augment import AugmentConfig
 from maskwatch.errors import MaskwatchError
+from maskwatch.models.crops import CLASSIFIER_ARCHS
 
 _YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 FORMATS = ("auto", "voc", "yolo", "coco", "createml")
@@ -77,6 +78,22 @@ class SourceConfig:
 
 
 @dataclass
+class ClassifierConfig:
+    """The optional second stage: a crop classifier that re-decides each face's class, trained after the
+    detector on the same images' labelled faces and saved inside its checkpoint (``epochs`` 0: none)."""
+
+    epochs: int = 0
+    arch: str = "mnet"  # mnet | mobilenet_v2 | mobilenet_v2_14 (maskwatch.models.classifier)
+    # Backbone start: a state-dict file (the WIDER FACE RetinaFace file, torchvision's ImageNet
+    # MobileNetV2); empty with mnet: the body of the detector just trained.
+    weights: str | None = None
+    size: int = 96  # crop side in pixels
+    alpha: float = 0.7  # weight of the classifier's class probabilities against the detector's
+    batch: int = 64
+    lr: float = 1e-3
+
+
+@dataclass
 class TrainConfig:
     data: str = ""
     format: str = "auto"
@@ -85,6 +102,7 @@ class TrainConfig:
     classes: list[str] | None = None  # model class order; default: dataset order
     extra: list[SourceConfig] = field(default_factory=list)  # always in the training set
     model: ModelConfig = field(default_factory=ModelConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     weights: str | None = None  # initial weights: a maskwatch checkpoint or the architecture's own file
     epochs: int = 30
     batch: int = 8
@@ -113,8 +131,9 @@ LEGACY_KEYS = {
     "crop": "augment.crop",
     "focal_gamma": "model.options.focal_gamma",
 }
-# What a resumed run may change: how long it runs and where; anything else would not be the same run.
-RESUMABLE = {"epochs", "workers", "device", "resume", "out", "name"}
+# What a resumed run may change: how long it runs and where, and its crop-classifier stage (trained after the
+# detector, it does not change the detector); anything else would not be the same run.
+RESUMABLE = {"epochs", "workers", "device", "resume", "out", "name", "classifier"}
 
 
 def _type_name(tp: Any) -> str:
@@ -273,7 +292,10 @@ def _resume_config(cfg: TrainConfig, given: dict[str, Any]) -> TrainConfig:
     state = read_checkpoint(run / "last.pt")
     resumed = resumed_config(state["config"], given, run)
     done = int(state["epoch"]) + 1
-    if resumed.epochs <= done:
+    # a run stopped in its crop-classifier stage (after the last epoch) resumes into that stage, and a
+    # finished run given other classifier settings trains that stage again (its detector unchanged)
+    stage_left = bool(resumed.classifier.epochs) and not has_classifier(state, resumed.classifier)
+    if resumed.epochs < done or (resumed.epochs == done and not stage_left):
         raise MaskwatchError(
             f"--resume: {run} has already trained {done} of {state['config'].get('epochs')} epoch(s); "
             f"pass --epochs N with N > {done} to train longer"
@@ -290,13 +312,24 @@ def resumed_config(saved: dict[str, Any], given: dict[str, Any], run: Path) -> T
         if key.split(".")[0] not in RESUMABLE:
             _set(candidate, key, value)
     check_resumable(_from_dict(TrainConfig, candidate), saved, run)
+    staged = dataclasses.asdict(base)
+    for key, value in given.items():
+        if key.split(".")[0] == "classifier":
+            _set(staged, key, value)
     return dataclasses.replace(
         base,
+        classifier=_from_dict(TrainConfig, staged).classifier,
         epochs=int(given.get("epochs", base.epochs)),
         workers=int(given["workers"]) if "workers" in given else base.workers,
         device=str(given["device"]) if "device" in given else base.device,
         resume=str(run),
     )
+
+
+def has_classifier(state: dict[str, Any], wanted: ClassifierConfig) -> bool:
+    """Whether a checkpoint holds a crop classifier trained with the settings ``wanted``."""
+    made = config_from_dict(state.get("config") or {}).classifier
+    return bool(state.get("classifier")) and made == wanted
 
 
 def check_resumable(cfg: TrainConfig, saved: dict[str, Any], run: Path | None = None) -> None:
@@ -373,6 +406,27 @@ def check_config(cfg: TrainConfig) -> None:
             f"device {cfg.device!r} is not one of cpu, cuda, cuda:N, auto",
         ),
         (bool(cfg.name) and "/" not in cfg.name, f"name {cfg.name!r} must be a non-empty folder name"),
+        (cfg.classifier.epochs >= 0, f"classifier.epochs must be >= 0, got {cfg.classifier.epochs}"),
+        (
+            cfg.classifier.arch in CLASSIFIER_ARCHS,
+            f"classifier.arch {cfg.classifier.arch!r} is not one of {', '.join(CLASSIFIER_ARCHS)}",
+        ),
+        (cfg.classifier.size >= 32, f"classifier.size must be at least 32, got {cfg.classifier.size}"),
+        (0 <= cfg.classifier.alpha <= 1, f"classifier.alpha is in [0, 1], got {cfg.classifier.alpha}"),
+        (cfg.classifier.batch >= 1, f"classifier.batch must be at least 1, got {cfg.classifier.batch}"),
+        (cfg.classifier.lr > 0, f"classifier.lr must be positive, got {cfg.classifier.lr}"),
+        (
+            not cfg.classifier.epochs or cfg.classifier.arch == "mnet" or bool(cfg.classifier.weights),
+            f"classifier.arch {cfg.classifier.arch} needs classifier.weights (its ImageNet state dict)",
+        ),
+        (
+            not cfg.classifier.epochs or bool(cfg.classifier.weights) or cfg.model.arch == "maskface-mnet",
+            f"classifier.weights: {cfg.model.arch} has no MobileNet-0.25 body to start the classifier from",
+        ),
+        (
+            not cfg.classifier.weights or Path(cfg.classifier.weights).is_file(),
+            f"classifier.weights {cfg.classifier.weights}: file not found",
+        ),
     ]
     checks += [
         (s.format in FORMATS, f"format {s.format!r} is not one of {', '.join(FORMATS)}") for s in cfg.extra

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write
 from maskwatch.models.names import check_box_style
+
+if TYPE_CHECKING:
+    from maskwatch.models.classifier import FaceClassifier
 
 CHECKPOINT_VERSION = 1
 
@@ -40,6 +43,9 @@ class Detector(abc.ABC):
     device: torch.device
     #: Settings accepted at construction (``build_detector(..., **options)``) and their defaults.
     options: ClassVar[dict[str, Any]] = {}
+    #: The second stage, if the model has one: re-decides each face's class from a crop of it. Not used
+    #: by :meth:`predict` (the first stage); the predictors put it behind (``load_predictor``).
+    classifier: FaceClassifier | None = None
 
     def __init__(
         self,
@@ -142,6 +148,7 @@ class Detector(abc.ABC):
             "meta": self.checkpoint_meta(),
             "options": {key: getattr(self, key) for key in self.options},
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            **({"classifier": self.classifier.state()} if self.classifier is not None else {}),
             **extra,
         }
         with atomic_write(path, "wb") as f:
@@ -160,6 +167,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "maskwatch_checkpoint" not in ckpt:
         raise MaskwatchError(f"{path}: not a maskwatch checkpoint (no 'maskwatch_checkpoint' key)")
     return ckpt
+
+
+def update_checkpoint(path: str | Path, **items: Any) -> None:
+    """Add or replace top-level entries of a checkpoint file, atomically (e.g. the crop classifier trained
+    after the detector's epochs)."""
+    ckpt = read_checkpoint(path)
+    ckpt.update(items)
+    with atomic_write(path, "wb") as f:
+        torch.save(ckpt, f)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

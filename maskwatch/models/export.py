@@ -15,6 +15,7 @@ predictor reads :data:`META_PREFIX` from here without it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import json
@@ -32,17 +33,27 @@ if TYPE_CHECKING:
     import torch
 
     from maskwatch.models.base import Detector
+    from maskwatch.models.classifier import FaceClassifier
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 META_PREFIX = "maskwatch."
 #: Bumped whenever the exported graph or its metadata change meaning: cached exports keyed on it.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: the crop classifier in the metadata
 
 
-def export_onnx_bytes(detector: Detector, imgsz: int | None = None, static: bool = False) -> bytes:
-    """Serialise ``detector`` as an ONNX model with decode + softmax in the graph and metadata set."""
+def export_onnx_bytes(
+    detector: Detector, imgsz: int | None = None, static: bool = False, classifier: bool = True
+) -> bytes:
+    """Serialise ``detector`` as an ONNX model with decode + softmax in the graph and metadata set.
+
+    A detector with a crop classifier (and ``classifier``) carries it as a second, small ONNX model in
+    the metadata (``maskwatch.classifier_onnx``, base64; input ``crops`` (M, 3, S, S) float32 RGB 0-255,
+    output ``probs`` (M, C)): the file stays one model whose graph is the plain detector's, and the
+    classifier runs in a session of its own, on the faces only (one graph with both would make ONNX
+    Runtime run the detector on every classifier call: it wants every input fed).
+    """
     import onnx
     import torch
 
@@ -56,6 +67,7 @@ def export_onnx_bytes(detector: Detector, imgsz: int | None = None, static: bool
     # Any example size works for a dynamic export; a 16:9 one is what videos use.
     dummy = torch.zeros(1, 3, imgsz if static else max(32, imgsz * 9 // 16 // 32 * 32), imgsz)
     model = onnx.load_from_string(_trace_to_onnx(module, dummy, static))
+    clf = detector.classifier if classifier else None
     meta = {
         "class_names": json.dumps(list(detector.class_names)),
         "imgsz": str(imgsz),
@@ -71,10 +83,50 @@ def export_onnx_bytes(detector: Detector, imgsz: int | None = None, static: bool
         "format": str(EXPORT_FORMAT),
         "version": __version__,
     }
+    if clf is not None:
+        meta["classifier"] = json.dumps(
+            {
+                "arch": clf.arch,
+                "size": clf.size,
+                "context": clf.context,
+                "alpha": clf.alpha,
+                "input": "crops: (M, 3, size, size) float32 RGB 0-255, the square of context x a face box's "
+                "longer side around its centre, resized (maskwatch.models.crops.square_crop)",
+                "output": "probs: (M, C) class probabilities",
+                "rule": "maskwatch.models.crops.decide",
+            }
+        )
+        meta["classifier_onnx"] = base64.b64encode(classifier_onnx_bytes(clf)).decode("ascii")
     for key, value in meta.items():
         prop = model.metadata_props.add()
         prop.key, prop.value = META_PREFIX + key, value
     model.producer_name = "maskwatch"
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def classifier_onnx_bytes(clf: FaceClassifier) -> bytes:
+    """The crop classifier alone as an ONNX model (softmax in the graph, any number of crops)."""
+    import onnx
+    import torch
+
+    from maskwatch.models.classifier import Softmaxed
+
+    module = Softmaxed(copy.deepcopy(clf.net).cpu().eval())
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(  # a file object works; the stubs only name paths
+            module,
+            (torch.zeros(2, 3, clf.size, clf.size),),
+            buf,  # type: ignore[arg-type]
+            dynamo=False,
+            input_names=["crops"],
+            output_names=["probs"],
+            dynamic_axes={"crops": {0: "faces"}, "probs": {0: "faces"}},
+            opset_version=OPSET,
+        )
+    model = onnx.load_from_string(buf.getvalue())
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
 
@@ -136,9 +188,16 @@ def _dynamo_export(
     return buf
 
 
-def export_onnx(detector: Detector, path: str | Path, imgsz: int | None = None, static: bool = False) -> Path:
-    """Export ``detector`` to ``path`` atomically; returns the path."""
-    data = export_onnx_bytes(detector, imgsz, static)
+def export_onnx(
+    detector: Detector,
+    path: str | Path,
+    imgsz: int | None = None,
+    static: bool = False,
+    classifier: bool = True,
+) -> Path:
+    """Export ``detector`` to ``path`` atomically (with its crop classifier unless ``classifier`` is
+    False); returns the path."""
+    data = export_onnx_bytes(detector, imgsz, static, classifier)
     path = Path(path)
     with atomic_write(path, "wb") as f:
         f.write(data)

@@ -136,6 +136,10 @@ def load_detector(
     det = build_detector(ckpt["arch"], ckpt["class_names"], ckpt["imgsz"], device, **ckpt.get("options", {}))
     det.load_state_dict(ckpt["state_dict"])
     det.model.eval()
+    if ckpt.get("classifier"):
+        from maskwatch.models.classifier import FaceClassifier
+
+        det.classifier = FaceClassifier.from_state(ckpt["classifier"], det.device)
     if box_style:
         det.use_box_style(box_style)
     return det

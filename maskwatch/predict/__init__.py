@@ -25,6 +25,7 @@ __all__ = [
     "Prepared",
     "load_for_eval",
     "load_predictor",
+    "with_stages",
     "with_tta",
 ]
 
@@ -41,6 +42,7 @@ def load_predictor(
     threads: int | None = None,
     box_style: str | None = None,
     tta: bool = False,
+    classifier: bool = True,
 ) -> Predictor:
     """A predictor for a built-in model name, a ``.pt`` checkpoint or an exported ``.onnx`` file.
 
@@ -59,9 +61,24 @@ def load_predictor(
 
     ``tta`` runs each image also mirrored and enlarged and fuses the detections
     (:class:`~maskwatch.predict.tta.TTAPredictor`): more faces found and better boxes for ~8x the compute.
+
+    A model with a crop classifier (the default does) runs it on each face found
+    (:class:`~maskwatch.predict.classify.ClassifiedPredictor`); ``classifier=False`` runs the detector alone.
     """
     predictor = _load_predictor(model, backend, device, imgsz, threads, box_style)
-    return with_tta(predictor) if tta else predictor
+    staged = with_stages(predictor, tta, classifier)
+    assert isinstance(staged, Predictor)
+    return staged
+
+
+def with_stages(model: Predictor | Detector, tta: bool, classifier: bool) -> Predictor | Detector:
+    """``model`` behind the test-time augmentation (``tta``) and its own crop classifier (``classifier``,
+    if it has one): the augmentation finds the faces, the classifier decides their class once."""
+    from maskwatch.predict.classify import crop_classifier_of, with_classifier
+
+    clf = crop_classifier_of(model) if classifier else None
+    staged: Predictor | Detector = with_tta(model) if tta else model
+    return with_classifier(staged, clf) if clf is not None else staged
 
 
 def with_tta(model: Predictor | Detector) -> Predictor:
@@ -169,14 +186,17 @@ def _onnx_predictor(
 
 
 def load_for_eval(
-    model: str | Path | None, device: str = "cpu", box_style: str | None = None, tta: bool = False
+    model: str | Path | None,
+    device: str = "cpu",
+    box_style: str | None = None,
+    tta: bool = False,
+    classifier: bool = True,
 ) -> Predictor | Detector:
     """What ``maskwatch eval`` runs: an ``.onnx`` file through ONNX Runtime (no torch), any other model
     as its :class:`Detector`, whose ``predict`` is the reference the README's numbers come from; with
-    ``tta``, behind the test-time augmentation."""
+    ``tta``, behind the test-time augmentation; behind its crop classifier unless ``classifier`` is False."""
     if str(model or "").lower().endswith(".onnx"):
-        return load_predictor(model, "onnx", device, box_style=box_style, tta=tta)
+        return load_predictor(model, "onnx", device, box_style=box_style, tta=tta, classifier=classifier)
     from maskwatch.models.registry import load_detector
 
-    detector = load_detector(model, device, box_style)
-    return with_tta(detector) if tta else detector
+    return with_stages(load_detector(model, device, box_style), tta, classifier)

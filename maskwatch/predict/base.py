@@ -11,11 +11,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskwatch.detections import Detections
 from maskwatch.models.letterbox import image_detections, network_input
+
+if TYPE_CHECKING:
+    from maskwatch.predict.classify import CropClassifier
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Predictor(abc.ABC):
     imgsz: int
     box_style: str = "default"  # the box style it draws (a model trained on several label sets has several)
     box_styles: tuple[str, ...] = ("default",)  # every style of its model
+    #: The model's second stage, if it has one; ``load_predictor`` puts it behind this predictor.
+    crop_classifier: CropClassifier | None = None
 
     @abc.abstractmethod
     def prepare(self, image: np.ndarray) -> Prepared:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +82,31 @@ class OnnxPredictor(GraphPredictor):
                     f"{label}: exported for a fixed {w}x{h} input; --imgsz {imgsz} needs a re-export"
                 )
         self.imgsz = imgsz or exported
+        if META_PREFIX + "classifier_onnx" in meta:  # the second stage, a model of its own
+            try:
+                graph = base64.b64decode(meta[META_PREFIX + "classifier_onnx"], validate=True)
+                settings = json.loads(meta[META_PREFIX + "classifier"])
+                session = ort.InferenceSession(graph, so, providers=providers)
+                self.crop_classifier = OnnxCropClassifier(session, settings)
+            except Exception as e:  # binascii, JSON, KeyError or onnxruntime's own types
+                raise MaskwatchError(
+                    f"{label}: its crop classifier is unreadable ({str(e).splitlines()[0][:120]}); "
+                    "export it again"
+                ) from None
 
     def run_network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         boxes, scores = self.session.run(None, {self.input_name: x})
         return boxes, scores
+
+
+class OnnxCropClassifier:
+    """The crop classifier an export carries (:func:`maskwatch.models.export.export_onnx_bytes`)."""
+
+    def __init__(self, session: Any, settings: dict[str, Any]) -> None:
+        self.session = session
+        self.size, self.context = int(settings["size"]), float(settings["context"])
+        self.alpha = float(settings["alpha"])
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        (probs,) = self.session.run(None, {"crops": crops})
+        return np.asarray(probs)

@@ -14,6 +14,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from maskwatch.detections import Detections
 from maskwatch.models.base import Detector
 from maskwatch.predict.base import GraphPredictor, ImagePredictor
+from maskwatch.predict.classify import crop_classifier_of
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:
@@ -48,6 +49,7 @@ class TorchPredictor(GraphPredictor):
         self.box_style, self.box_styles = detector.box_style, tuple(detector.box_style_names())
         self.device = detector.device
         self.module = fuse_conv_bn(copy.deepcopy(module).eval()).to(self.device)
+        self.crop_classifier = crop_classifier_of(detector)
 
     @torch.inference_mode()
     def run_network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +69,7 @@ class DetectorPredictor(ImagePredictor):
         if imgsz:
             detector.imgsz = imgsz
         self.box_style, self.box_styles = detector.box_style, tuple(detector.box_style_names())
+        self.crop_classifier = crop_classifier_of(detector)
 
     @property
     def imgsz(self) -> int:

@@ -473,6 +473,7 @@ def detect(
     imgsz: int | None = None,
     box_style: str | None = None,
     tta: bool = False,
+    classifier: bool = True,
     conf: float = CONF,
     iou: float = IOU,
     min_face: float = 0.0,
@@ -532,7 +533,9 @@ def detect(
             sinks.append(LabelsSink(save_txt, stem, save_conf))
         if show:
             sinks.append(WindowSink())
-        predictor = load_predictor(model, backend, device, imgsz, box_style=box_style, tta=tta)
+        predictor = load_predictor(
+            model, backend, device, imgsz, box_style=box_style, tta=tta, classifier=classifier
+        )
         class_ids = None if classes is None else class_indices(classes, predictor.class_names)
     except BaseException:
         src.close()

@@ -1,0 +1,133 @@
+"""Training the crop classifier (the optional second stage, ``classifier.epochs`` > 0 in the training
+config) on the labelled faces of the detector's own training images, right after the detector.
+
+Faces are cut once, with room for the jitter, at twice the classifier's input size; each step then takes
+a jittered, mirrored, brightness-shifted square out of them. Every draw is seeded, so a run gives the same
+classifier whatever else ran before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from maskwatch.data.record import Dataset
+from maskwatch.engine.train_config import ClassifierConfig
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import load_image
+from maskwatch.models.classifier import FaceClassifier
+from maskwatch.models.crops import crop_batch, square_crop
+
+MIN_FACE = 6  # pixels: a smaller labelled face is too blurred to teach a class
+_CUT_CONTEXT = 2.0  # the stored cut: the largest jittered square (1.25 x 1.2 zoom + shifts) fits inside
+_SHIFT, _ZOOM = 0.1, (0.85, 1.2)
+_WARMUP = 30
+
+
+def cut_faces(
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every labelled face of at least :data:`MIN_FACE` pixels as a (2 × size)² cut around it, and its
+    class index: the classifier's training set, ~110 KB a face at size 96."""
+    cuts, classes = [], []
+    for image, bxs, labs in zip(images, boxes, labels, strict=True):
+        for box, lab in zip(bxs, labs, strict=True):
+            if lab >= 0 and min(box[2] - box[0], box[3] - box[1]) >= MIN_FACE:
+                cuts.append(square_crop(image, box, 2 * size, _CUT_CONTEXT))
+                classes.append(int(lab))
+    if not cuts:
+        raise MaskwatchError(
+            f"the crop classifier has no labelled face of at least {MIN_FACE} px to learn from"
+        )
+    return np.stack(cuts), np.array(classes, dtype=np.int64)
+
+
+def jittered(cut: np.ndarray, size: int, context: float, rng: np.random.Generator) -> np.ndarray:
+    """One training crop from a stored cut: the face square shifted, zoomed, mirrored, relit."""
+    side = cut.shape[0] / _CUT_CONTEXT  # the face's longer side inside the cut
+    centre = cut.shape[0] / 2
+    box = (centre - side / 2, centre - side / 2, centre + side / 2, centre + side / 2)
+    shift = (float(rng.uniform(-_SHIFT, _SHIFT)), float(rng.uniform(-_SHIFT, _SHIFT)))
+    crop = square_crop(cut, box, size, context, shift, float(rng.uniform(*_ZOOM)))
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    lit = crop.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-20, 20)
+    return np.clip(lit, 0, 255)
+
+
+def train_classifier_on(
+    ds: Dataset,
+    class_names: Sequence[str],
+    cfg: ClassifierConfig,
+    init: str | Path | dict[str, torch.Tensor] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    desc: str = "classifier",
+) -> FaceClassifier:
+    """:func:`train_classifier` on a learning base's images (loaded here; labels outside
+    ``class_names`` are ignored), e.g. a cross-validation fold's training part."""
+    index = {c: i for i, c in enumerate(class_names)}
+    images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
+    labels = [np.array([index.get(lab, -1) for lab in r.labels], dtype=np.int64) for r in ds.records]
+    return train_classifier(
+        images, [r.boxes for r in ds.records], labels, class_names, cfg, init, seed, device, desc
+    )
+
+
+def train_classifier(
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    class_names: Sequence[str],
+    cfg: ClassifierConfig,
+    init: str | Path | dict[str, torch.Tensor] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    desc: str = "classifier",
+) -> FaceClassifier:
+    """A crop classifier trained on the labelled faces of ``images`` (boxes xyxy pixels, labels indices
+    into ``class_names``, -1 ignored), its backbone started from ``init`` (``cfg.weights`` if given)."""
+    torch.manual_seed(seed)  # the new head's initial weights, then dropout
+    clf = FaceClassifier(cfg.arch, tuple(class_names), cfg.size, cfg.alpha, device=device)
+    start = cfg.weights or init
+    if start is None:
+        raise MaskwatchError("the crop classifier needs starting weights: set classifier.weights")
+    clf.init_backbone(start)
+    cuts, classes = cut_faces(images, boxes, labels, cfg.size)
+    net = clf.net.train()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    steps_per_epoch = max(1, len(cuts) // cfg.batch)
+    total, step = cfg.epochs * steps_per_epoch, 0
+    for epoch in range(cfg.epochs):
+        rng = np.random.default_rng((seed, epoch, 1 << 21))
+        order = rng.permutation(len(cuts))
+        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", unit="step")
+        for k in bar:
+            pick = order[k * cfg.batch : (k + 1) * cfg.batch]
+            x = torch.from_numpy(
+                crop_batch([jittered(cuts[i], cfg.size, clf.context, rng) for i in pick], cfg.size)
+            )
+            lr = cfg.lr * (
+                (step + 1) / _WARMUP if step < _WARMUP else 0.5 * (1 + math.cos(math.pi * step / total))
+            )
+            for g in opt.param_groups:
+                g["lr"] = lr
+            y = torch.from_numpy(classes[pick]).to(clf.device)
+            loss = torch.nn.functional.cross_entropy(net(x.to(clf.device)), y, label_smoothing=0.1)
+            if not torch.isfinite(loss):
+                raise MaskwatchError(f"crop classifier training diverged at step {step}; lower classifier.lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    net.eval()
+    return clf

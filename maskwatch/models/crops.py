@@ -1,0 +1,119 @@
+"""The second stage's conventions, in NumPy/OpenCV (no torch): face crops, and how the crop classifier's
+class probabilities and the detector's scores become the final detections.
+
+Shared by training (crops of labelled faces), the torch and ONNX predictors and the export, so the crop a
+classifier learns from is the crop it is run on.
+
+Why a second stage: at 640 px a 20 px face is a few feature cells of a detector whose backbone is shared
+with finding faces; the same face cropped with some context and resized to the classifier's input gets a
+network of its own that sees only it. Measured on the Kaggle cross-validation folds (MODEL_CARD.md), the
+class decision was where the default lost most AP50; re-deciding it from crops recovered part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from maskwatch.boxes import box_iou, clip_boxes, nms
+from maskwatch.detections import Detections
+
+#: The crop classifier's backbones (:mod:`maskwatch.models.classifier`).
+CLASSIFIER_ARCHS = ("mnet", "mobilenet_v2", "mobilenet_v2_14")
+#: A crop is this many times the box's longer side, centred on the box: the mask's edges, chin and ears
+#: stay in view whatever box style the face was drawn in.
+CONTEXT = 1.25
+#: Detections of one face overlap its kept box at least this much (IoU).
+SAME_FACE_IOU = 0.5
+#: At most this many faces an image are classified (the detector keeps at most 300 boxes).
+MAX_FACES = 100
+
+
+def square_crop(
+    image: np.ndarray,
+    box: Sequence[float] | np.ndarray,
+    size: int,
+    context: float = CONTEXT,
+    shift: tuple[float, float] = (0.0, 0.0),
+    zoom: float = 1.0,
+) -> np.ndarray:
+    """The square of side ``context`` × the box's longer side around its centre, resized to ``size``;
+    parts outside the image repeat its edge pixels. ``shift`` (fractions of that side) and ``zoom``
+    jitter the square in training."""
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    side = max(x1 - x0, y1 - y0, 1.0)
+    cx, cy = (x0 + x1) / 2 + shift[0] * side, (y0 + y1) / 2 + shift[1] * side
+    k = size / (side * context * zoom)
+    m = np.array([[k, 0, size / 2 - k * cx], [0, k, size / 2 - k * cy]], dtype=np.float32)
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_batch(crops: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """(size, size, 3) RGB crops -> the classifier's input: (M, 3, size, size) float32 RGB 0-255 (the
+    network normalises in its graph)."""
+    if not len(crops):
+        return np.zeros((0, 3, size, size), np.float32)
+    return np.ascontiguousarray(np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2))
+
+
+def face_crops(image: np.ndarray, boxes: np.ndarray, size: int, context: float = CONTEXT) -> np.ndarray:
+    """The classifier's input for ``boxes`` (xyxy pixels) of one RGB image."""
+    return crop_batch([square_crop(image, b, size, context) for b in boxes], size)
+
+
+def group_faces(found: Detections, iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """One box per face from per-class detections (each class kept separately, low threshold).
+
+    Returns the faces' boxes (F, 4) and, per face and class, the best score of that class among the
+    detections of the face (F, C). Their sum over classes is the face's score: the detector's softmax
+    splits one face's probability between the classes, so an ambiguous face scores low in each class but
+    high as a face.
+    """
+    k = len(found.class_names)
+    if not len(found):
+        return np.zeros((0, 4), np.float32), np.zeros((0, k), np.float32)
+    keep = nms(found.xyxy, found.confidence, iou)[:MAX_FACES]
+    boxes = found.xyxy[keep]
+    same = box_iou(boxes, found.xyxy) > SAME_FACE_IOU
+    same[np.arange(len(keep)), keep] = True
+    best = np.stack(
+        [np.where(same & (found.class_id[None] == c), found.confidence[None], 0.0).max(1) for c in range(k)],
+        1,
+    ).astype(np.float32)
+    return boxes, best
+
+
+def decide(
+    boxes: np.ndarray,
+    best: np.ndarray,
+    probs: np.ndarray,
+    alpha: float,
+    conf: float,
+    agnostic: bool,
+    class_names: tuple[str, ...],
+    shape: tuple[int, int],
+) -> Detections:
+    """The final detections of one image: each face scores its detector face score × (``alpha`` × the
+    classifier's class probability + (1 − ``alpha``) × the detector's share of that class).
+
+    ``agnostic`` keeps each face's best class (what a camera wants); otherwise every class of a face over
+    ``conf`` is kept, so an evaluation credits a second guess, as the detector alone does.
+    """
+    face = np.clip(best.sum(1), 0.0, 1.0)
+    share = best / np.maximum(best.sum(1, keepdims=True), 1e-9)
+    scores = face[:, None] * (alpha * probs + (1 - alpha) * share)  # (F, C)
+    if agnostic:
+        labels = scores.argmax(1) if len(scores) else np.zeros(0, np.int64)
+        idx = np.arange(len(scores))
+        score = scores[idx, labels] if len(scores) else np.zeros(0, np.float32)
+    else:
+        idx, labels = np.nonzero(scores >= 0)
+        score = scores[idx, labels]
+    ok = score >= conf
+    idx, labels, score = idx[ok], labels[ok], score[ok]
+    order = np.argsort(-score, kind="stable")
+    h, w = shape
+    xyxy = clip_boxes(boxes[idx[order]].astype(np.float32).reshape(-1, 4), w, h)
+    return Detections(xyxy, score[order].astype(np.float32), labels[order].astype(np.int64), class_names)

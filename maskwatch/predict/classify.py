@@ -1,0 +1,124 @@
+"""The second stage behind any predictor: the first stage's per-class detections become faces, and a crop
+classifier re-decides each face's class (:mod:`maskwatch.models.crops` holds the rule).
+
+Torch-free: the classifier is anything with :class:`CropClassifier`'s shape, the torch module of a
+checkpoint (:class:`TorchCropClassifier`) or the ``crops`` input of an ONNX export
+(:class:`maskwatch.predict.onnx.OnnxCropClassifier`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from maskwatch.detections import Detections
+from maskwatch.models.crops import decide, face_crops, group_faces
+from maskwatch.predict.base import Predictor, Prepared
+
+
+class CropClassifier(Protocol):
+    """Crops (M, 3, size, size) float32 RGB 0-255 in, class probabilities (M, C) out."""
+
+    size: int
+    context: float
+    alpha: float
+
+    def classify(self, crops: np.ndarray) -> np.ndarray: ...
+
+
+class TorchCropClassifier:
+    """A checkpoint's :class:`~maskwatch.models.classifier.FaceClassifier` run by torch."""
+
+    def __init__(self, classifier: Any) -> None:
+        self.classifier = classifier
+        self.size, self.context, self.alpha = classifier.size, classifier.context, classifier.alpha
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        import torch
+
+        return self.classifier.probs(torch.from_numpy(crops)).cpu().numpy()
+
+
+class ClassifiedPredictor(Predictor):
+    """``inner`` (any predictor or detector-backed one), then ``classifier`` on each face it finds.
+
+    The first stage runs at a lower threshold with every class kept, so a face the detector splits between
+    the classes still counts as one face with their summed score; only faces over ``conf`` are classified.
+    ``prepare`` is the inner predictor's (in the decoding thread) plus a reference to the frame for the crops.
+    """
+
+    def __init__(self, inner: Predictor, classifier: CropClassifier) -> None:
+        self.inner, self.classifier = inner, classifier
+        self.backend = inner.backend
+        self.name = inner.name
+        self.class_names = tuple(inner.class_names)
+        self.box_style, self.box_styles = inner.box_style, tuple(inner.box_styles)
+
+    @property
+    def imgsz(self) -> int:
+        """The first stage's input size."""
+        return self.inner.imgsz
+
+    @imgsz.setter
+    def imgsz(self, value: int) -> None:
+        self.inner.imgsz = value
+
+    @property
+    def static_size(self) -> tuple[int, int] | None:
+        return getattr(self.inner, "static_size", None)
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        p = self.inner.prepare(image)
+        p.image = image
+        return p
+
+    def infer(
+        self, batch: Sequence[Prepared], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
+    ) -> list[Detections]:
+        k = max(1, len(self.class_names))
+        found = self.inner.infer(
+            batch, conf / k, iou, agnostic=False
+        )  # a face over conf has a class over conf/k
+        out = []
+        for p, d in zip(batch, found, strict=True):
+            if p.image is None:
+                raise ValueError("infer() needs images made by this predictor's prepare()")
+            boxes, best = group_faces(d, iou)
+            ok = best.sum(1) >= conf
+            boxes, best = boxes[ok], best[ok]
+            probs = (
+                self.classifier.classify(
+                    face_crops(p.image, boxes, self.classifier.size, self.classifier.context)
+                )
+                if len(boxes)
+                else np.zeros((0, k), np.float32)
+            )
+            out.append(
+                decide(boxes, best, probs, self.classifier.alpha, conf, agnostic, self.class_names, p.shape)
+            )
+        return out
+
+
+def with_classifier(model: Any, classifier: CropClassifier | None = None) -> Any:
+    """``model`` (a predictor or a detector) behind its crop classifier; unchanged if it has none.
+
+    A detector's own classifier is found on it; an ONNX predictor's in its export."""
+    if classifier is None:
+        classifier = crop_classifier_of(model)
+    if classifier is None:
+        return model
+    if not isinstance(model, Predictor):
+        from maskwatch.predict.torch_backend import DetectorPredictor
+
+        model = DetectorPredictor(model)
+    return ClassifiedPredictor(model, classifier)
+
+
+def crop_classifier_of(model: Any) -> CropClassifier | None:
+    """The crop classifier a predictor (``crop_classifier``) or a detector (``classifier``) carries."""
+    if isinstance(model, Predictor):
+        return model.crop_classifier
+    clf = getattr(model, "classifier", None)
+    return TorchCropClassifier(clf) if clf is not None else None

@@ -1,0 +1,250 @@
+"""The crop-classifier second stage: the rule that turns per-class detections into faces and re-decides
+their class, a classifier that learns masks from synthetic faces, and a model carrying one through its
+checkpoint, training, resume, export, ONNX Runtime, ``detect``/``eval`` and their ``--no-classifier``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from maskwatch.cli import main
+from maskwatch.data.split import write_split
+from maskwatch.detections import Detections
+from maskwatch.engine.classifier import cut_faces, train_classifier
+from maskwatch.engine.train import make_config, train
+from maskwatch.engine.train_config import ClassifierConfig
+from maskwatch.errors import MaskwatchError
+from maskwatch.models.classifier import FaceClassifier
+from maskwatch.models.crops import decide, face_crops, group_faces, square_crop
+from maskwatch.models.registry import load_detector
+from maskwatch.predict import load_predictor
+from maskwatch.predict.classify import ClassifiedPredictor
+from tests.synth import CLASSES, make_image, make_voc_dataset
+
+NAMES = ("with_mask", "no_mask")
+
+
+def _retinaface(shared: Path) -> Path:
+    return shared / "weights" / "retinaface-mobilenet0.25" / "mobilenet0.25_Final.pth"
+
+
+def test_a_face_split_between_the_classes_is_one_face_with_their_summed_score() -> None:
+    # one face the detector calls 0.30 with_mask and 0.35 no_mask (two boxes), one clear no_mask face
+    found = Detections(
+        np.array([[10, 10, 50, 60], [11, 9, 51, 61], [100, 20, 130, 60]], np.float32),
+        np.array([0.30, 0.35, 0.80], np.float32),
+        np.array([0, 1, 1]),
+        NAMES,
+    )
+    boxes, best = group_faces(found, iou=0.5)
+    assert len(boxes) == 2  # the two boxes of the split face are one face, kept at its best box
+    np.testing.assert_allclose(best, [[0.0, 0.80], [0.30, 0.35]], atol=1e-6)  # by best score
+    np.testing.assert_allclose(boxes[1], [11, 9, 51, 61])
+    probs = np.array([[0.2, 0.8], [0.9, 0.1]], np.float32)  # the classifier: the split face is masked
+    one = decide(boxes, best, probs, 0.7, 0.25, True, NAMES, (160, 128))
+    # split face: 0.65 x (0.7 x 0.9 + 0.3 x 0.30 / 0.65) = 0.4995 with_mask; other: 0.8 x (0.56 + 0.3)
+    assert one.class_id.tolist() == [1, 0]  # best first
+    np.testing.assert_allclose(one.confidence, [0.8 * (0.7 * 0.8 + 0.3), 0.65 * 0.63 + 0.3 * 0.30], atol=1e-5)
+    both = decide(boxes, best, probs, 0.7, 0.05, False, NAMES, (160, 128))  # evaluation keeps second guesses
+    assert sorted(both.class_id.tolist()) == [0, 0, 1, 1]
+    np.testing.assert_allclose(sorted(both.confidence)[0], 0.8 * 0.7 * 0.2, atol=1e-5)
+    high = decide(boxes, best, probs, 0.7, 0.6, True, NAMES, (160, 128))  # conf filters the final score
+    assert high.class_id.tolist() == [1]
+    clipped = decide(boxes + np.array([[-5, 0, 100, 0]]), best, probs, 1.0, 0.0, True, NAMES, (160, 128))
+    assert clipped.xyxy[:, 2].max() <= 128 and clipped.xyxy[:, 0].min() >= 0
+    empty = decide(np.zeros((0, 4)), np.zeros((0, 2)), np.zeros((0, 2)), 0.7, 0.1, True, NAMES, (8, 8))
+    assert len(empty) == 0 and empty.class_names == NAMES
+
+
+def test_crops_centre_the_face_with_context_and_repeat_the_edge() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[40:60, 90:110] = 255  # a 20 px white square "face"
+    crop = square_crop(image, [90, 40, 110, 60], 50, context=2.0)  # 40 px of image -> 50 px
+    assert crop.shape == (50, 50, 3)
+    white = np.argwhere(crop[..., 0] > 128)
+    assert white.min(0).tolist() == pytest.approx([12, 12], abs=1) and white.max(0).tolist() == pytest.approx(
+        [37, 37], abs=1
+    )
+    corner = square_crop(image, [0, 0, 10, 10], 32)  # out of the image: edge pixels, not black holes
+    assert corner.shape == (32, 32, 3)
+    batch = face_crops(image, np.array([[90, 40, 110, 60], [0, 0, 10, 10]]), 64)
+    assert batch.shape == (2, 3, 64, 64) and batch.dtype == np.float32 and batch.max() == 255
+    assert face_crops(image, np.zeros((0, 4)), 64).shape == (0, 3, 64, 64)
+
+
+def _synthetic_faces(n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    images, boxes, labels = [], [], []
+    for _ in range(n):
+        im, b, lab = make_image(rng, (128, 160))
+        images.append(im)
+        boxes.append(b)
+        labels.append(np.array([CLASSES.index(x) for x in lab]))
+    return images, boxes, labels
+
+
+def test_the_classifier_learns_masks_from_faces_and_is_deterministic(shared: Path) -> None:
+    images, boxes, labels = _synthetic_faces(40, seed=1)
+    cfg = ClassifierConfig(epochs=3, size=64, batch=16)
+    clf = train_classifier(images, boxes, labels, CLASSES, cfg, _retinaface(shared), seed=0)
+    test_images, test_boxes, test_labels = _synthetic_faces(15, seed=2)
+    crops = np.concatenate([face_crops(im, b, 64) for im, b in zip(test_images, test_boxes, strict=True)])
+    truth = np.concatenate(test_labels)
+    guess = clf.probs(torch.from_numpy(crops)).argmax(1).numpy()
+    assert (guess == truth).mean() >= 0.9, f"accuracy {(guess == truth).mean():.2f} on unseen faces"
+    again = train_classifier(images, boxes, labels, CLASSES, cfg, _retinaface(shared), seed=0)
+    for k, v in clf.net.state_dict().items():
+        assert torch.equal(v, again.net.state_dict()[k]), f"{k} differs between two seeded runs"
+    # a state round-trips, and what it holds is what it predicts
+    copy = FaceClassifier.from_state(clf.state())
+    assert torch.equal(copy.probs(torch.from_numpy(crops)), clf.probs(torch.from_numpy(crops)))
+    assert (copy.size, copy.alpha, copy.arch, copy.class_names) == (64, cfg.alpha, "mnet", CLASSES)
+
+
+def test_classifier_inputs_are_checked(shared: Path, tmp_path: Path) -> None:
+    images, boxes, labels = _synthetic_faces(2, seed=1)
+    with pytest.raises(MaskwatchError, match="no labelled face of at least 6 px"):
+        cut_faces(images, [b / 100 for b in boxes], labels, 32)
+    clf = FaceClassifier("mobilenet_v2_14", CLASSES)
+    with pytest.raises(MaskwatchError, match="no mobilenet_v2_14 backbone weights"):
+        clf.init_backbone(_retinaface(shared))  # a RetinaFace file is not an ImageNet MobileNetV2
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a state dict")
+    with pytest.raises(MaskwatchError, match="cannot read classifier weights"):
+        FaceClassifier("mnet", CLASSES).init_backbone(bad)
+    with pytest.raises(MaskwatchError, match="unknown classifier arch"):
+        FaceClassifier("resnet", CLASSES)
+
+
+@pytest.fixture(scope="module")
+def two_stage(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run trained with the second stage: detector (2 short epochs) then classifier (2 epochs)."""
+    root = make_voc_dataset(tmp_path_factory.mktemp("two"), n=8, size=(128, 160), seed=4)
+    write_split(
+        {"train": [f"synth{i:03d}" for i in range(6)], "val": ["synth006", "synth007"]}, root / "split"
+    )
+    cfg = make_config(
+        None,
+        data=str(root),
+        split=str(root / "split"),
+        classes=["with_mask", "no_mask"],
+        epochs=2,
+        batch=4,
+        imgsz=160,
+        crop=128,
+        max_steps_per_epoch=2,
+        warmup_steps=1,
+        weights=str(_retinaface(shared)),
+        out=str(tmp_path_factory.mktemp("runs")),
+        name="two",
+        **{"classifier.epochs": 2, "classifier.size": 48, "classifier.batch": 8},
+    )
+    return train(cfg)
+
+
+def test_training_stores_the_classifier_and_every_runtime_agrees(two_stage: Path, tmp_path: Path) -> None:
+    for name in ("best.pt", "last.pt"):
+        saved = torch.load(two_stage / name, weights_only=False)["classifier"]
+        assert saved["arch"] == "mnet" and saved["size"] == 48 and saved["class_names"] == list(NAMES)
+    det = load_detector(two_stage / "last.pt")
+    assert det.classifier is not None and det.classifier.size == 48
+    rng = np.random.default_rng(7)
+    frames = [make_image(rng, (128, 160))[0] for _ in range(3)]
+    torch_p = load_predictor(two_stage / "last.pt", "torch")
+    assert isinstance(torch_p, ClassifiedPredictor)
+    want = torch_p.predict(frames, conf=0.05, agnostic=False)
+    assert sum(len(d) for d in want) > 0
+    onnx_path = tmp_path / "two.onnx"
+    assert main(["export", "--model", str(two_stage / "last.pt"), "--out", str(onnx_path)]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert json.loads(meta["maskwatch.classifier"])["size"] == 48
+    for got in (load_predictor(onnx_path), load_predictor(two_stage / "last.pt", "onnx")):
+        assert isinstance(got, ClassifiedPredictor) and got.backend == "onnx"
+        for a, b in zip(want, got.predict(frames, conf=0.05, agnostic=False), strict=True):
+            assert a.class_id.tolist() == b.class_id.tolist()
+            np.testing.assert_allclose(a.confidence, b.confidence, atol=2e-4)
+            np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
+    # --no-classifier: the detector alone, as a model without a classifier runs
+    plain = load_predictor(two_stage / "last.pt", "torch", classifier=False)
+    assert not isinstance(plain, ClassifiedPredictor)
+    alone = tmp_path / "alone.onnx"
+    assert (
+        main(["export", "--model", str(two_stage / "last.pt"), "--no-classifier", "--out", str(alone)]) == 0
+    )
+    assert not isinstance(load_predictor(alone), ClassifiedPredictor)
+    for a, b in zip(plain.predict(frames, 0.05), load_predictor(alone).predict(frames, 0.05), strict=True):
+        np.testing.assert_allclose(a.confidence, b.confidence, atol=2e-4)
+    # a damaged classifier inside an export is a one-line error, not a traceback or a silent skip
+    model = onnx.load(str(onnx_path))
+    for p in model.metadata_props:
+        if p.key == "maskwatch.classifier_onnx":
+            p.value = base64.b64encode(b"garbage").decode()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(model.SerializeToString())
+    with pytest.raises(MaskwatchError, match="crop classifier is unreadable"):
+        load_predictor(broken)
+
+
+def test_eval_and_detect_run_the_classifier_unless_told_not_to(
+    two_stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = make_voc_dataset(tmp_path / "data", n=4, size=(128, 160), seed=11)
+    results = {}
+    for flag in ([], ["--no-classifier"]):
+        out = tmp_path / f"eval{len(flag)}.json"
+        args = ["eval", "--data", str(data), "--model", str(two_stage / "last.pt"), "--json", str(out)]
+        assert main([*args, *flag]) == 0
+        results[bool(flag)] = json.loads(out.read_text())
+    assert results[False]["per_class"] != results[True]["per_class"], "eval ran the same model twice"
+    jsonl = {}
+    for flag in ([], ["--no-classifier"]):
+        out = tmp_path / f"det{len(flag)}.jsonl"
+        args = ["detect", str(data / "images"), "--model", str(two_stage / "last.pt"), "--jsonl", str(out)]
+        assert main([*args, "--conf", "0.05", *flag]) == 0
+        jsonl[bool(flag)] = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(jsonl[False]) == len(jsonl[True]) == 4
+    scores = {k: [d["score"] for row in v for d in row["detections"]] for k, v in jsonl.items()}
+    assert scores[False] != scores[True], "the classifier changed nothing"
+
+
+def test_a_run_stopped_in_its_classifier_stage_resumes_into_it_and_configs_are_checked(
+    two_stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "stopped"
+    run.mkdir()
+    for name in ("config.yaml", "best.pt"):
+        (run / name).write_bytes((two_stage / name).read_bytes())
+    ckpt = torch.load(two_stage / "last.pt", weights_only=False)
+    before = ckpt.pop("classifier")[
+        "state_dict"
+    ]  # as if stopped after the last epoch, before the stage ended
+    torch.save(ckpt, run / "last.pt")
+    assert main(["train", "--resume", str(run)]) == 0
+    after = torch.load(run / "last.pt", weights_only=False)["classifier"]["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before), "not the classifier an unbroken run made"
+    assert main(["train", "--resume", str(run)]) == 1  # now finished: nothing left to resume
+    assert "already trained 2 of 2 epoch(s)" in capsys.readouterr().err
+    # a finished run given other classifier settings gets that stage again, its detector untouched
+    detector = torch.load(run / "last.pt", weights_only=False)["state_dict"]
+    assert main(["train", "--resume", str(run), "classifier.epochs=1", "classifier.alpha=0.5"]) == 0
+    redone = torch.load(run / "last.pt", weights_only=False)
+    assert redone["classifier"]["alpha"] == 0.5 and redone["config"]["classifier"]["epochs"] == 1
+    assert not all(torch.equal(before[k], redone["classifier"]["state_dict"][k]) for k in before)
+    assert all(torch.equal(detector[k], redone["state_dict"][k]) for k in detector)
+    assert torch.load(run / "best.pt", weights_only=False)["classifier"]["alpha"] == 0.5
+    base = ["train", "--data", str(two_stage), "--epochs", "1", "--out", str(tmp_path)]
+    for override, message in (
+        ("classifier.arch=resnet", "classifier.arch 'resnet' is not one of mnet"),
+        ("classifier.alpha=2", "classifier.alpha is in [0, 1]"),
+        ("classifier.weights=/nope.pth", "classifier.weights /nope.pth: file not found"),
+    ):
+        assert main([*base, override]) == 1
+        assert message in capsys.readouterr().err
+    assert main([*base, "classifier.epochs=1", "classifier.arch=mobilenet_v2"]) == 1
+    assert "needs classifier.weights" in capsys.readouterr().err
