@@ -235,12 +235,13 @@ def test_import_does_not_load_torch() -> None:
 def test_models_command_lists_builtin_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["model", "weights", "classes", "imgsz", "box", "styles"]
+    assert lines[0].split() == ["model", "weights", "classes", "imgsz", "box", "styles", "crop", "classifier"]
     default = next(line for line in lines if line.startswith("maskface-mnet"))
     assert (
         "(default)" in default and ".pt" in default and "with_mask, no_mask" in default and "640" in default
     )
-    assert default.endswith("kaggle, ilc"), "the default model's box styles, its default first"
+    assert "kaggle, ilc" in default, "the default model's box styles, its default first"
+    assert default.endswith("mnet, 96 px crops"), "the default model's second stage"
     assert any(line.startswith("faster-rcnn-x101-fpn") and "none" in line for line in lines)
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -248,6 +249,7 @@ def test_models_command_lists_builtin_models(capsys: pytest.CaptureFixture[str])
     assert Path(rows[0]["pt"]).is_file() and rows[0]["class_names"] == ["with_mask", "no_mask"]
     assert rows[1]["pt"] is None and rows[1]["class_names"] is None
     assert rows[0]["box_styles"] == ["kaggle", "ilc"] and rows[1]["box_styles"] is None
+    assert rows[0]["classifier"] == {"arch": "mnet", "size": 96} and rows[1]["classifier"] is None
 
 
 def test_samples_are_packaged_small_and_documented() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,22 +65,14 @@ def jittered(cut: np.ndarray, size: int, context: float, rng: np.random.Generato
 
 
 def train_classifier_on(
-    ds: Dataset,
-    class_names: Sequence[str],
-    cfg: ClassifierConfig,
-    init: str | Path | dict[str, torch.Tensor] | None = None,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    desc: str = "classifier",
+    ds: Dataset, class_names: Sequence[str], cfg: ClassifierConfig, **kwargs: Any
 ) -> FaceClassifier:
-    """:func:`train_classifier` on a learning base's images (loaded here; labels outside
+    """:func:`train_classifier` (same keywords) on a learning base's images, loaded here (labels outside
     ``class_names`` are ignored), e.g. a cross-validation fold's training part."""
     index = {c: i for i, c in enumerate(class_names)}
     images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
     labels = [np.array([index.get(lab, -1) for lab in r.labels], dtype=np.int64) for r in ds.records]
-    return train_classifier(
-        images, [r.boxes for r in ds.records], labels, class_names, cfg, init, seed, device, desc
-    )
+    return train_classifier(images, [r.boxes for r in ds.records], labels, class_names, cfg, **kwargs)
 
 
 def train_classifier(

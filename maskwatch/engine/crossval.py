@@ -167,10 +167,10 @@ def rescore_cv(
                 train_ds,
                 classes,
                 classifier,
-                det.model.state_dict(),
-                cfg.seed,
-                det.device,
-                f"fold{i + 1} classifier",
+                init=det.model.state_dict(),
+                seed=cfg.seed,
+                device=det.device,
+                desc=f"fold{i + 1} classifier",
             )
         log.info("fold %d/%d: %d held-out images", i + 1, len(folds), len(held))
         use = classifier is not False

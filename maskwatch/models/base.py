@@ -157,16 +157,22 @@ class Detector(abc.ABC):
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a maskwatch checkpoint dict, with a one-line error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise MaskwatchError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for a bad file
-        raise MaskwatchError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    ckpt = torch_load(path, "checkpoint not found", "not a readable checkpoint")
     if not isinstance(ckpt, dict) or "maskwatch_checkpoint" not in ckpt:
         raise MaskwatchError(f"{path}: not a maskwatch checkpoint (no 'maskwatch_checkpoint' key)")
     return ckpt
+
+
+def torch_load(path: str | Path, missing: str, unreadable: str) -> Any:
+    """``torch.load`` on the CPU, with one-line errors (``"{path}: {missing}"`` and ``"{path}:
+    {unreadable} (ExceptionType)"``) for a missing or unreadable file instead of torch's tracebacks."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaskwatchError(f"{path}: {missing}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types for a bad file
+        raise MaskwatchError(f"{path}: {unreadable} ({type(e).__name__})") from None
 
 
 def update_checkpoint(path: str | Path, **items: Any) -> None:

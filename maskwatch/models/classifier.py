@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.models.base import torch_load
 from maskwatch.models.crops import CLASSIFIER_ARCHS, CONTEXT
 from maskwatch.models.letterbox import BGR_MEAN
 from maskwatch.models.retinaface.network import MobileNetV1x025
@@ -164,13 +165,7 @@ def _label(source: object) -> str:
 
 
 def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise MaskwatchError(f"{path}: classifier weights not found")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for a bad file
-        raise MaskwatchError(f"{path}: cannot read classifier weights ({type(e).__name__})") from None
+    sd = torch_load(path, "classifier weights not found", "cannot read classifier weights")
     if isinstance(sd, dict) and "maskwatch_checkpoint" in sd:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):

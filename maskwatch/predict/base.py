@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -85,6 +85,21 @@ class ImagePredictor(Predictor):
         self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
     ) -> list[Detections]:
         """Preprocess, run and post-process in one call."""
+
+
+class Wrapper:
+    """A predictor around another model (``wrapped``): its input size is the wrapped model's, read and set
+    through it, since test-time augmentation changes it look by look."""
+
+    wrapped: Any
+
+    @property
+    def imgsz(self) -> int:
+        return int(self.wrapped.imgsz)
+
+    @imgsz.setter
+    def imgsz(self, value: int) -> None:
+        self.wrapped.imgsz = value
 
 
 class GraphPredictor(Predictor):

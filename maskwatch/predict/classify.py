@@ -15,7 +15,7 @@ import numpy as np
 
 from maskwatch.detections import Detections
 from maskwatch.models.crops import decide, face_crops, group_faces
-from maskwatch.predict.base import Predictor, Prepared
+from maskwatch.predict.base import Predictor, Prepared, Wrapper
 
 
 class CropClassifier(Protocol):
@@ -41,7 +41,7 @@ class TorchCropClassifier:
         return self.classifier.probs(torch.from_numpy(crops)).cpu().numpy()
 
 
-class ClassifiedPredictor(Predictor):
+class ClassifiedPredictor(Wrapper, Predictor):
     """``inner`` (any predictor or detector-backed one), then ``classifier`` on each face it finds.
 
     The first stage runs at a lower threshold with every class kept, so a face the detector splits between
@@ -50,20 +50,12 @@ class ClassifiedPredictor(Predictor):
     """
 
     def __init__(self, inner: Predictor, classifier: CropClassifier) -> None:
-        self.inner, self.classifier = inner, classifier
+        self.inner = self.wrapped = inner
+        self.classifier = classifier
         self.backend = inner.backend
         self.name = inner.name
         self.class_names = tuple(inner.class_names)
         self.box_style, self.box_styles = inner.box_style, tuple(inner.box_styles)
-
-    @property
-    def imgsz(self) -> int:
-        """The first stage's input size."""
-        return self.inner.imgsz
-
-    @imgsz.setter
-    def imgsz(self, value: int) -> None:
-        self.inner.imgsz = value
 
     @property
     def static_size(self) -> tuple[int, int] | None:

@@ -13,7 +13,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from maskwatch.detections import Detections
 from maskwatch.models.base import Detector
-from maskwatch.predict.base import GraphPredictor, ImagePredictor
+from maskwatch.predict.base import GraphPredictor, ImagePredictor, Wrapper
 from maskwatch.predict.classify import crop_classifier_of
 
 
@@ -57,28 +57,19 @@ class TorchPredictor(GraphPredictor):
         return boxes.cpu().numpy(), probs.cpu().numpy()
 
 
-class DetectorPredictor(ImagePredictor):
+class DetectorPredictor(Wrapper, ImagePredictor):
     """Any other :class:`Detector` (e.g. the torchvision models): its own ``predict`` does everything."""
 
     backend = "torch"
 
     def __init__(self, detector: Detector, imgsz: int | None = None, name: str = "") -> None:
-        self.detector = detector
+        self.detector = self.wrapped = detector
         self.name = name or detector.arch
         self.class_names = detector.class_names
         if imgsz:
             detector.imgsz = imgsz
         self.box_style, self.box_styles = detector.box_style, tuple(detector.box_style_names())
         self.crop_classifier = crop_classifier_of(detector)
-
-    @property
-    def imgsz(self) -> int:
-        """The detector's own: its ``predict`` letterboxes to it (test-time augmentation changes it)."""
-        return self.detector.imgsz
-
-    @imgsz.setter
-    def imgsz(self, value: int) -> None:
-        self.detector.imgsz = value
 
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True

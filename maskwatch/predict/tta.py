@@ -18,7 +18,7 @@ from maskwatch.boxes import batched_nms, clip_boxes, fuse_boxes, hflip_boxes
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.letterbox import MAX_DET
-from maskwatch.predict.base import ImagePredictor
+from maskwatch.predict.base import ImagePredictor, Wrapper
 
 # Input sizes, as multiples of the model's own. Measured on a held-out Kaggle cross-validation fold (AP):
 # plain 45.4; mirrored 47.6; 1 and 1.3, mirrored 50.1; 1, 1.3 and 1.6, mirrored 51.2 (~8x the compute;
@@ -39,7 +39,7 @@ class _Model(Protocol):
     ) -> list[Detections]: ...
 
 
-class TTAPredictor(ImagePredictor):
+class TTAPredictor(Wrapper, ImagePredictor):
     """``model`` at each of ``scales`` × its own input size, each also mirrored left-right (``flip``)."""
 
     def __init__(self, model: _Model, scales: Sequence[float] = SCALES, flip: bool = True) -> None:
@@ -50,22 +50,13 @@ class TTAPredictor(ImagePredictor):
                 f"{getattr(model, 'name', 'this model')}: a fixed-size ONNX export cannot run the enlarged "
                 "test-time views (export it without --static)"
             )
-        self.model = model
+        self.model = self.wrapped = model
         self.scales, self.flip = tuple(scales), flip
         self.backend = getattr(model, "backend", "torch")
         self.name = f"{getattr(model, 'name', '') or getattr(model, 'arch', 'model')} + TTA"
         self.class_names = tuple(model.class_names)
         self.box_style = getattr(model, "box_style", "default")
         self.box_styles = tuple(getattr(model, "box_styles", None) or (self.box_style,))
-
-    @property
-    def imgsz(self) -> int:
-        """The wrapped model's input size, the base of the looks' sizes."""
-        return self.model.imgsz
-
-    @imgsz.setter
-    def imgsz(self, value: int) -> None:
-        self.model.imgsz = value
 
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
