@@ -18,7 +18,7 @@ import torch
 
 from maskwatch.engine.crossval import HEADLINE, format_cv, read_cv, rescore_cv
 from maskwatch.engine.evaluate import json_safe
-from maskwatch.engine.train_config import ClassifierConfig
+from maskwatch.engine.train_config import CLASSIFIER_EPOCHS, ClassifierConfig
 from maskwatch.io import write_json
 from maskwatch.models.crops import CLASSIFIER_ARCHS
 
@@ -33,7 +33,7 @@ def main() -> None:
         "--classifier", choices=CLASSIFIER_ARCHS, help="train a crop classifier of this backbone per fold"
     )
     p.add_argument("--classifier-weights", help="its backbone's start (default with mnet: the fold model's)")
-    p.add_argument("--classifier-epochs", type=int, default=ClassifierConfig.epochs or 6)
+    p.add_argument("--classifier-epochs", type=int, default=CLASSIFIER_EPOCHS)
     p.add_argument("--classifier-size", type=int, default=ClassifierConfig.size, help="crop side (px)")
     p.add_argument("--alpha", type=float, default=ClassifierConfig.alpha, help="classifier vs detector")
     p.add_argument(

@@ -13,7 +13,10 @@ import yaml
 
 from maskwatch.cli import main
 from maskwatch.engine.train_config import (
+    ClassifierConfig,
     TrainConfig,
+    check_config,
+    classifier_epochs,
     config_from_dict,
     make_config,
     next_run_dir,
@@ -68,6 +71,7 @@ def test_shipped_configs_describe_the_same_run_as_before(name: str) -> None:
 
     new = config_from_dict(read_config_file(str(ROOT / "configs" / name)))
     old = config_from_dict(OLD_FLAT[name])  # legacy flat keys map onto the sections
+    old = dataclasses.replace(old, classifier=ClassifierConfig(epochs=0))  # those runs had no second stage
     # the loss options are written out, and they are the architecture's own defaults (what the old run used)
     assert new.model.options == architectures()[new.model.arch].options
     new = dataclasses.replace(new, model=dataclasses.replace(new.model, options={}))
@@ -87,8 +91,9 @@ def test_the_default_recipe_writes_out_every_knob() -> None:
     cfg = config_from_dict(written)
     assert set(cfg.model.options) == set(architectures()["maskface-mnet"].options)
     assert cfg.model.options["box_styles"] == ["kaggle", "ilc"]
-    for section in ("augment", "optimizer", "schedule"):
+    for section in ("augment", "optimizer", "schedule", "classifier"):
         assert set(written[section]) >= set(dataclasses.asdict(cfg)[section]) - {"momentum"}, section
+    assert cfg.classifier.epochs == 6 and cfg.classifier.arch == "mnet" and cfg.epochs == 28
     (ilc,) = written["extra"]
     assert set(ilc) == set(dataclasses.asdict(cfg.extra[0])) - {"format"}
     assert ilc["box_style"] == "ilc" and (ROOT / ilc["split"] / "test.txt").is_file()
@@ -227,3 +232,12 @@ def test_defaults_are_one_typed_tree() -> None:
     assert config_from_dict({}) == cfg
     tree = dataclasses.asdict(cfg)
     assert set(tree) >= {"augment", "optimizer", "schedule", "model", "extra", "seed", "merge"}
+
+
+def test_the_second_stage_is_on_by_default_where_the_architecture_can_start_it() -> None:
+    assert classifier_epochs(config_from_dict({})) == 6  # maskface-mnet: its own body starts the classifier
+    assert classifier_epochs(config_from_dict({"classifier": {"epochs": 0}})) == 0
+    assert classifier_epochs(config_from_dict({"model": {"arch": "retinanet-r50-fpn"}})) == 0
+    asked = config_from_dict({"model": {"arch": "retinanet-r50-fpn"}, "classifier": {"epochs": 2}})
+    with pytest.raises(MaskwatchError, match=r"no MobileNet-0\.25 body to start the classifier from"):
+        check_config(asked)

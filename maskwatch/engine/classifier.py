@@ -1,5 +1,5 @@
-"""Training the crop classifier (the optional second stage, ``classifier.epochs`` > 0 in the training
-config) on the labelled faces of the detector's own training images, right after the detector.
+"""Training the crop classifier (the second stage, ``classifier`` in the training config) on the labelled
+faces of the detector's own training images, right after the detector.
 
 Faces are cut once, with room for the jitter, at twice the classifier's input size; each step then takes
 a jittered, mirrored, brightness-shifted square out of them. Every draw is seeded, so a run gives the same
@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from maskwatch.data.record import Dataset
-from maskwatch.engine.train_config import ClassifierConfig
+from maskwatch.engine.train_config import CLASSIFIER_EPOCHS, ClassifierConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import load_image
 from maskwatch.models.classifier import FaceClassifier
@@ -98,11 +98,12 @@ def train_classifier(
     net = clf.net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps_per_epoch = max(1, len(cuts) // cfg.batch)
-    total, step = cfg.epochs * steps_per_epoch, 0
-    for epoch in range(cfg.epochs):
+    epochs = CLASSIFIER_EPOCHS if cfg.epochs is None else cfg.epochs
+    total, step = epochs * steps_per_epoch, 0
+    for epoch in range(epochs):
         rng = np.random.default_rng((seed, epoch, 1 << 21))
         order = rng.permutation(len(cuts))
-        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", unit="step")
+        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="step")
         for k in bar:
             pick = order[k * cfg.batch : (k + 1) * cfg.batch]
             x = torch.from_numpy(

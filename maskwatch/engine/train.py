@@ -40,6 +40,7 @@ from maskwatch.engine.train_config import (
     TrainConfig,
     check_config,
     check_resumable,
+    classifier_epochs,
     has_classifier,
     make_config,
     next_run_dir,
@@ -330,19 +331,20 @@ class Checkpointer(HookBase):
 
 
 class TrainClassifier(HookBase):
-    """The second stage (``classifier.epochs`` > 0): a crop classifier trained on the faces of the
+    """The second stage (:func:`classifier_epochs` > 0): a crop classifier trained on the faces of the
     detector's training images once the detector is done, stored in ``best.pt`` and ``last.pt`` (with the
     config that made it). A resumed run keeps one trained with its settings; other settings retrain it."""
 
     def after_train(self, t: Trainer) -> None:
-        c = t.cfg.classifier
-        if not c.epochs:
+        epochs = classifier_epochs(t.cfg)
+        if not epochs:
             return
+        c = dataclasses.replace(t.cfg.classifier, epochs=epochs)
         from maskwatch.engine.classifier import train_classifier
         from maskwatch.models.classifier import FaceClassifier
 
         state = read_checkpoint(t.run / "last.pt")
-        if has_classifier(state, c):
+        if has_classifier(state, t.cfg.classifier):
             t.det.classifier = FaceClassifier.from_state(state["classifier"], t.det.device)
             return
         log.info("training the crop classifier (%s, %d epochs)", c.arch, c.epochs)

@@ -79,10 +79,11 @@ class SourceConfig:
 
 @dataclass
 class ClassifierConfig:
-    """The optional second stage: a crop classifier that re-decides each face's class, trained after the
-    detector on the same images' labelled faces and saved inside its checkpoint (``epochs`` 0: none)."""
+    """The second stage: a crop classifier that re-decides each face's class, trained after the detector on
+    the same images' labelled faces and saved inside its checkpoint (``epochs`` 0: none; None: the
+    default, :data:`CLASSIFIER_EPOCHS` for ``maskface-mnet``, whose body starts it, none for the others)."""
 
-    epochs: int = 0
+    epochs: int | None = None
     arch: str = "mnet"  # mnet | mobilenet_v2 | mobilenet_v2_14 (maskwatch.models.classifier)
     # Backbone start: a state-dict file (the WIDER FACE RetinaFace file, torchvision's ImageNet
     # MobileNetV2); empty with mnet: the body of the detector just trained.
@@ -294,7 +295,7 @@ def _resume_config(cfg: TrainConfig, given: dict[str, Any]) -> TrainConfig:
     done = int(state["epoch"]) + 1
     # a run stopped in its crop-classifier stage (after the last epoch) resumes into that stage, and a
     # finished run given other classifier settings trains that stage again (its detector unchanged)
-    stage_left = bool(resumed.classifier.epochs) and not has_classifier(state, resumed.classifier)
+    stage_left = bool(classifier_epochs(resumed)) and not has_classifier(state, resumed.classifier)
     if resumed.epochs < done or (resumed.epochs == done and not stage_left):
         raise MaskwatchError(
             f"--resume: {run} has already trained {done} of {state['config'].get('epochs')} epoch(s); "
@@ -324,6 +325,16 @@ def resumed_config(saved: dict[str, Any], given: dict[str, Any], run: Path) -> T
         device=str(given["device"]) if "device" in given else base.device,
         resume=str(run),
     )
+
+
+CLASSIFIER_EPOCHS = 6  # the second stage's default length, where the architecture can start it
+
+
+def classifier_epochs(cfg: TrainConfig) -> int:
+    """How many epochs the run's crop classifier trains (0: the run has none)."""
+    if cfg.classifier.epochs is not None:
+        return cfg.classifier.epochs
+    return CLASSIFIER_EPOCHS if cfg.model.arch == "maskface-mnet" else 0
 
 
 def has_classifier(state: dict[str, Any], wanted: ClassifierConfig) -> bool:
@@ -406,7 +417,7 @@ def check_config(cfg: TrainConfig) -> None:
             f"device {cfg.device!r} is not one of cpu, cuda, cuda:N, auto",
         ),
         (bool(cfg.name) and "/" not in cfg.name, f"name {cfg.name!r} must be a non-empty folder name"),
-        (cfg.classifier.epochs >= 0, f"classifier.epochs must be >= 0, got {cfg.classifier.epochs}"),
+        (classifier_epochs(cfg) >= 0, f"classifier.epochs must be >= 0, got {cfg.classifier.epochs}"),
         (
             cfg.classifier.arch in CLASSIFIER_ARCHS,
             f"classifier.arch {cfg.classifier.arch!r} is not one of {', '.join(CLASSIFIER_ARCHS)}",
@@ -416,11 +427,11 @@ def check_config(cfg: TrainConfig) -> None:
         (cfg.classifier.batch >= 1, f"classifier.batch must be at least 1, got {cfg.classifier.batch}"),
         (cfg.classifier.lr > 0, f"classifier.lr must be positive, got {cfg.classifier.lr}"),
         (
-            not cfg.classifier.epochs or cfg.classifier.arch == "mnet" or bool(cfg.classifier.weights),
+            not classifier_epochs(cfg) or cfg.classifier.arch == "mnet" or bool(cfg.classifier.weights),
             f"classifier.arch {cfg.classifier.arch} needs classifier.weights (its ImageNet state dict)",
         ),
         (
-            not cfg.classifier.epochs or bool(cfg.classifier.weights) or cfg.model.arch == "maskface-mnet",
+            not classifier_epochs(cfg) or bool(cfg.classifier.weights) or cfg.model.arch == "maskface-mnet",
             f"classifier.weights: {cfg.model.arch} has no MobileNet-0.25 body to start the classifier from",
         ),
         (
