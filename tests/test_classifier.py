@@ -159,7 +159,9 @@ def test_training_stores_the_classifier_and_every_runtime_agrees(two_stage: Path
     torch_p = load_predictor(two_stage / "last.pt", "torch")
     assert isinstance(torch_p, ClassifiedPredictor)
     want = torch_p.predict(frames, conf=0.05, agnostic=False)
-    assert sum(len(d) for d in want) > 0
+    assert sum(len(d) for d in want) > 0 and torch_p.predict([]) == []
+    blank = np.full((160, 128, 3), 127, np.uint8)  # no face: no detection, the classifier not run
+    assert len(torch_p.predict([blank], conf=0.3)[0]) == 0
     onnx_path = tmp_path / "two.onnx"
     assert main(["export", "--model", str(two_stage / "last.pt"), "--out", str(onnx_path)]) == 0
     meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}

@@ -69,28 +69,28 @@ class ClassifiedPredictor(Wrapper, Predictor):
     def infer(
         self, batch: Sequence[Prepared], conf: float = 0.25, iou: float = 0.45, agnostic: bool = True
     ) -> list[Detections]:
+        if not batch:
+            return []
         k = max(1, len(self.class_names))
         found = self.inner.infer(
             batch, conf / k, iou, agnostic=False
-        )  # a face over conf has a class over conf/k
-        out = []
+        )  # a face over conf: a class over conf/k
+        faces, crops = [], []
         for p, d in zip(batch, found, strict=True):
             if p.image is None:
                 raise ValueError("infer() needs images made by this predictor's prepare()")
             boxes, best = group_faces(d, iou)
             ok = best.sum(1) >= conf
-            boxes, best = boxes[ok], best[ok]
-            probs = (
-                self.classifier.classify(
-                    face_crops(p.image, boxes, self.classifier.size, self.classifier.context)
-                )
-                if len(boxes)
-                else np.zeros((0, k), np.float32)
-            )
-            out.append(
-                decide(boxes, best, probs, self.classifier.alpha, conf, agnostic, self.class_names, p.shape)
-            )
-        return out
+            faces.append((boxes[ok], best[ok]))
+            crops.append(face_crops(p.image, boxes[ok], self.classifier.size, self.classifier.context))
+        # every face of the batch in one classifier run
+        stacked = np.concatenate(crops)
+        probs = self.classifier.classify(stacked) if len(stacked) else np.zeros((0, k), np.float32)
+        ends = np.cumsum([len(c) for c in crops])[:-1]
+        return [
+            decide(boxes, best, pr, self.classifier.alpha, conf, agnostic, self.class_names, p.shape)
+            for p, (boxes, best), pr in zip(batch, faces, np.split(probs, ends), strict=True)
+        ]
 
 
 def with_classifier(model: Any, classifier: CropClassifier | None = None) -> Any:
