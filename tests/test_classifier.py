@@ -203,6 +203,7 @@ def test_eval_and_detect_run_the_classifier_unless_told_not_to(
         args = ["eval", "--data", str(data), "--model", str(two_stage / "last.pt"), "--json", str(out)]
         assert main([*args, *flag]) == 0
         results[bool(flag)] = json.loads(out.read_text())
+    assert results[False]["run"]["classifier"] is True and results[True]["run"]["classifier"] is False
     assert results[False]["per_class"] != results[True]["per_class"], "eval ran the same model twice"
     jsonl = {}
     for flag in ([], ["--no-classifier"]):

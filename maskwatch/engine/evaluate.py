@@ -604,6 +604,8 @@ class EvalReport:
             out["iou_thr"] = self.at_iou.to_json(self.images)
         if self.bootstrap is not None:
             out["bootstrap"] = self.bootstrap
+        if self.extra:  # what was scored on what: model, data, split, box style, --tta, crop classifier
+            out["run"] = self.extra
         return json_safe(out)
 
     def metrics_json(self) -> dict[str, Any]:
@@ -611,7 +613,7 @@ class EvalReport:
         out = self.summary_json()
         out["classes"] = list(self.class_names)
         out["operating_point"] = json_safe(self.confusion.to_json())
-        out.update(json_safe(self.extra))
+        out.update(json_safe(out.pop("run", {})))  # flat here, as metrics.json always had it
         return out
 
 
