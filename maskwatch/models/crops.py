@@ -29,8 +29,6 @@ CONTEXT = 1.25
 SAME_FACE_IOU = 0.5
 #: At most this many faces an image are classified (the detector keeps at most 300 boxes).
 MAX_FACES = 100
-#: A face's box: the score-weighted mean of its detections' boxes (box voting) instead of the best one's.
-BOX_VOTE = False
 
 
 def square_crop(
@@ -80,9 +78,6 @@ def group_faces(found: Detections, iou: float) -> tuple[np.ndarray, np.ndarray]:
     boxes = found.xyxy[keep]
     same = box_iou(boxes, found.xyxy) > SAME_FACE_IOU
     same[np.arange(len(keep)), keep] = True
-    if BOX_VOTE:
-        w = np.where(same, found.confidence[None], 0.0)
-        boxes = ((w @ found.xyxy.astype(np.float64)) / w.sum(1, keepdims=True)).astype(np.float32)
     best = np.stack(
         [np.where(same & (found.class_id[None] == c), found.confidence[None], 0.0).max(1) for c in range(k)],
         1,
