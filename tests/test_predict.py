@@ -17,7 +17,8 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.io import load_image
 from maskwatch.models.names import MODEL_NAMES
 from maskwatch.models.registry import architectures, build_detector, load_detector, packaged_onnx
-from maskwatch.predict import cache, load_predictor
+from maskwatch.predict import cache, load_predictor, with_stages
+from maskwatch.predict.classify import ClassifiedPredictor
 from maskwatch.predict.onnx import OnnxPredictor
 from tests.conftest import ROOT
 from tests.media import make_dev_checkpoint
@@ -126,11 +127,18 @@ def test_packaged_onnx_matches_the_packaged_weights(kaggle: Path, style: str | N
         for conf, agnostic in ((0.5, True), (0.05, False)):
             ref = det.predict([image], conf=conf, iou=0.4, agnostic=agnostic)[0]
             assert_same_detections(ref, runtime.predict([image], conf=conf, iou=0.4, agnostic=agnostic)[0])
+            # and both stages: the export's crop classifier against the checkpoint's, in torch
+            two = with_stages(det, tta=False, classifier=True).predict([image], conf, 0.4, agnostic)[0]
+            staged = load_predictor(box_style=style).predict([image], conf=conf, iou=0.4, agnostic=agnostic)[
+                0
+            ]
+            assert_same_detections(two, staged)
 
 
 def test_default_model_picks_the_packaged_onnx() -> None:
-    predictor = load_predictor()
-    assert isinstance(predictor, OnnxPredictor) and predictor.backend == "onnx"
+    predictor = load_predictor()  # the packaged export, behind the crop classifier it carries
+    assert isinstance(predictor, ClassifiedPredictor) and isinstance(predictor.inner, OnnxPredictor)
+    assert predictor.backend == "onnx" and isinstance(load_predictor(classifier=False), OnnxPredictor)
     assert load_predictor(backend="torch").backend == "torch"
 
 
@@ -148,14 +156,15 @@ def test_checkpoint_export_is_cached_by_content(
     stamp = cached.stat().st_mtime_ns
     again = load_predictor(ckpt)  # served from the cache: not exported again
     assert again.backend == "onnx" and cached.stat().st_mtime_ns == stamp
-    first = load_detector(ckpt)
+    first = with_stages(load_detector(ckpt), tta=False, classifier=True)
     assert_same_detections(first.predict([image], conf=0.3)[0], again.predict([image], conf=0.3)[0])
     # another checkpoint at the same path (here: the packaged default) must not run the old export
     load_detector().save(ckpt)
     assert cache.cached_onnx_path(ckpt) != cached
     fresh = load_predictor(ckpt)
     assert cache.cached_onnx_path(ckpt).is_file()
-    second = load_detector(ckpt)
+    second = with_stages(load_detector(ckpt), tta=False, classifier=True)  # the default has a classifier
+    assert isinstance(second, ClassifiedPredictor) and isinstance(fresh, ClassifiedPredictor)
     assert_same_detections(second.predict([image], conf=0.3)[0], fresh.predict([image], conf=0.3)[0])
     assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 2
 
@@ -174,9 +183,9 @@ def test_unwritable_cache_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_onnx_equals_torch_on_the_kaggle_test_split(kaggle: Path) -> None:
     """Issue 12's acceptance: no change in detections (boxes within 1 px, same classes) on the test split."""
     names = (ROOT / "splits/face-mask-kaggle/test.txt").read_text().split()
-    det = load_detector()
+    det = with_stages(load_detector(), tta=False, classifier=True)  # both stages, in torch
     runtime = load_predictor()
-    assert runtime.backend == "onnx"
+    assert runtime.backend == "onnx" and isinstance(runtime, ClassifiedPredictor)
     faces = 0
     for name in names:
         image = load_image(next((kaggle / "images").glob(f"{name}.*")))

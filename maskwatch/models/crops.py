@@ -27,6 +27,9 @@ CLASSIFIER_ARCHS = ("mnet", "mobilenet_v2", "mobilenet_v2_14")
 CONTEXT = 1.25
 #: Detections of one face overlap its kept box at least this much (IoU).
 SAME_FACE_IOU = 0.5
+#: The first stage keeps its per-class detections down to this score (evaluation's 0.01 over two classes),
+#: whatever the caller's ``conf``, so a face's final scores do not depend on ``conf``, which only filters.
+FIRST_STAGE_CONF = 0.005
 #: At most this many faces an image are classified (the detector keeps at most 300 boxes).
 MAX_FACES = 100
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from maskwatch.detections import Detections
-from maskwatch.models.crops import decide, face_crops, group_faces
+from maskwatch.models.crops import FIRST_STAGE_CONF, decide, face_crops, group_faces
 from maskwatch.predict.base import Predictor, Prepared, Wrapper
 
 
@@ -72,9 +72,8 @@ class ClassifiedPredictor(Wrapper, Predictor):
         if not batch:
             return []
         k = max(1, len(self.class_names))
-        found = self.inner.infer(
-            batch, conf / k, iou, agnostic=False
-        )  # a face over conf: a class over conf/k
+        # every class kept, at a fixed low threshold (a face over conf has a class over conf / k)
+        found = self.inner.infer(batch, min(conf / k, FIRST_STAGE_CONF), iou, agnostic=False)
         faces, crops = [], []
         for p, d in zip(batch, found, strict=True):
             if p.image is None:
