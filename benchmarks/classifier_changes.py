@@ -1,7 +1,7 @@
 """What the crop classifier changes, face by face, at the operating point: a model run with and without its
 second stage on held-out labelled images, each labelled face (≥ ``--min-size`` px) scored right, wrong
 class or missed both ways, and a contact sheet of the faces whose outcome changed
-(``docs/classifier-changes.jpg``).
+(``runs/classifier-changes.jpg``; crops of the learning base: not for the repository).
 
     python benchmarks/classifier_changes.py --data ../shared/data/face-mask-kaggle \\
         --merge "without_mask,mask_weared_incorrect=no_mask" --split splits/face-mask-kaggle/test.txt
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--box-style")
     ap.add_argument("--conf", type=float, default=CONF)
     ap.add_argument("--min-size", type=float, default=16)
-    ap.add_argument("--out", default="docs/classifier-changes.jpg")
+    ap.add_argument("--out", default="runs/classifier-changes.jpg")
     ap.add_argument("--tiles", type=int, default=24, help="faces on the contact sheet")
     a = ap.parse_args()
     ds = load_dataset(a.data, "auto", a.merge)
