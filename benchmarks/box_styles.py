@@ -16,7 +16,7 @@ import numpy as np
 
 from maskwatch import load_model
 from maskwatch.assets import sample_dir
-from maskwatch.io import atomic_write, load_image
+from maskwatch.io import load_image, write_bgr_image
 
 COLOURS = {"kaggle": (60, 200, 60), "ilc": (230, 60, 230)}  # BGR
 
@@ -39,10 +39,7 @@ def main() -> None:
         label = f"--box-style {style}" + (" (default)" if i == 0 else "")
         cv2.putText(canvas, label, (10, 28 + 28 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4)
         cv2.putText(canvas, label, (10, 28 + 28 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, colour, 2)
-    ok, png = cv2.imencode(".png", canvas)
-    assert ok
-    with atomic_write(a.out, "wb") as f:
-        f.write(png.tobytes())
+    write_bgr_image(a.out, canvas)
     print(f"wrote {a.out}")
 
 

@@ -23,7 +23,7 @@ from maskwatch.data.layout import select_split
 from maskwatch.defaults import CONF
 from maskwatch.detections import Detections
 from maskwatch.engine.confusion import match_image
-from maskwatch.io import atomic_write, load_image
+from maskwatch.io import load_image, write_bgr_image
 from maskwatch.models.crops import square_crop
 from maskwatch.predict import load_predictor
 
@@ -99,10 +99,7 @@ def main() -> None:
         cv2.putText(
             sheet, f"{before} > {after}", (x + 3, y + TILE + 25), cv2.FONT_HERSHEY_SIMPLEX, 0.33, colour, 1
         )
-    ok, jpg = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 88])
-    assert ok
-    with atomic_write(a.out, "wb") as f:
-        f.write(jpg.tobytes())
+    write_bgr_image(a.out, sheet, quality=88)
     print(f"wrote {a.out}: {len(fixed)} faces made right, {len(broken)} made wrong ({len(shown)} shown)")
 
 

@@ -205,6 +205,23 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def write_bgr_image(path: str | Path, image: np.ndarray, quality: int = 90) -> None:
+    """A BGR image (OpenCV's order) written atomically, encoded by the file's extension (JPEG at
+    ``quality``)."""
+    import cv2
+
+    suffix = Path(path).suffix.lower() or ".png"
+    try:
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
+        ok, data = cv2.imencode(suffix, image, params)
+    except cv2.error:  # an extension OpenCV has no encoder for
+        ok = False
+    if not ok:
+        raise MaskwatchError(f"{path}: cannot encode an image as {suffix}")
+    with atomic_write(path, "wb") as f:
+        f.write(data.tobytes())
+
+
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
     """Write JSON atomically (or straight into a pipe, a device or ``-``)."""
     with open_output(path) as f:
