@@ -114,3 +114,19 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
         f.write("half")
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bgr_images_are_written_whole_by_their_extension(tmp_path: Path) -> None:
+    import cv2
+
+    from maskwatch.io import write_bgr_image
+
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[:, :, 2] = 200  # red in OpenCV's BGR order
+    write_bgr_image(tmp_path / "a.png", image)
+    assert np.array_equal(cv2.imread(str(tmp_path / "a.png")), image)  # PNG: lossless
+    write_bgr_image(tmp_path / "a.jpg", image, quality=95)
+    assert np.abs(cv2.imread(str(tmp_path / "a.jpg")).astype(int) - image).max() < 8
+    with pytest.raises(MaskwatchError, match="cannot encode an image as .weird"):
+        write_bgr_image(tmp_path / "a.weird", image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.png"]  # no temporary left behind
