@@ -127,6 +127,6 @@ def test_bgr_images_are_written_whole_by_their_extension(tmp_path: Path) -> None
     assert np.array_equal(cv2.imread(str(tmp_path / "a.png")), image)  # PNG: lossless
     write_bgr_image(tmp_path / "a.jpg", image, quality=95)
     assert np.abs(cv2.imread(str(tmp_path / "a.jpg")).astype(int) - image).max() < 8
-    with pytest.raises(MaskwatchError, match="cannot encode an image as .weird"):
+    with pytest.raises(MaskwatchError, match=r"cannot encode an image as \.weird"):
         write_bgr_image(tmp_path / "a.weird", image)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.png"]  # no temporary left behind
