@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,9 +50,6 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, load_image
 from maskwatch.models.base import Detector, read_checkpoint, update_checkpoint
 from maskwatch.models.registry import build_detector
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("maskwatch")
 

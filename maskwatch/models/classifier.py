@@ -1,8 +1,8 @@
 """The crop classifier: the optional second stage that re-decides the class of each face a detector finds
 from a square crop of it (:mod:`maskwatch.models.crops` makes the crops and combines the scores).
 
-It rides inside the detector's checkpoint (``"classifier"``) and ONNX export (a second input), so a model
-stays one file. Backbones (``arch``):
+It rides inside the detector's checkpoint (``"classifier"``) and ONNX export (a small ONNX model of its own
+in the metadata), so a model stays one file. Backbones (``arch``):
 
 - ``mnet``: the detector's own MobileNet-0.25 body (0.2 M parameters, under 1 MB), started from the
   trained detector's body or the WIDER FACE RetinaFace file: face features, MIT-licensed weights.

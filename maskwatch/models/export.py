@@ -113,20 +113,10 @@ def classifier_onnx_bytes(clf: FaceClassifier) -> bytes:
     from maskwatch.models.classifier import Softmaxed
 
     module = Softmaxed(copy.deepcopy(clf.net).cpu().eval())
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(  # a file object works; the stubs only name paths
-            module,
-            (torch.zeros(2, 3, clf.size, clf.size),),
-            buf,  # type: ignore[arg-type]
-            dynamo=False,
-            input_names=["crops"],
-            output_names=["probs"],
-            dynamic_axes={"crops": {0: "faces"}, "probs": {0: "faces"}},
-            opset_version=OPSET,
-        )
-    model = onnx.load_from_string(buf.getvalue())
+    names = {"input_names": ["crops"], "output_names": ["probs"], "opset_version": OPSET}
+    dynamic_axes = {"crops": {0: "faces"}, "probs": {0: "faces"}}
+    dummy = torch.zeros(2, 3, clf.size, clf.size)
+    model = onnx.load_from_string(_torchscript_export(module, dummy, names, dynamic_axes))
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
 
@@ -145,26 +135,41 @@ def _trace_to_onnx(module: torch.nn.Module, dummy: torch.Tensor, static: bool) -
             "boxes": {0: "batch", 1: "anchors"},
             "scores": {0: "batch", 1: "anchors"},
         }
-    buf = io.BytesIO()
     names: dict[str, Any] = {
         "input_names": ["images"],
         "output_names": ["boxes", "scores"],
         "opset_version": OPSET,
     }
+    try:
+        return _torchscript_export(module, dummy, names, dynamic_axes)
+    except (TypeError, RuntimeError, NotImplementedError) as e:
+        log.info("TorchScript ONNX exporter unavailable (%s); using torch.export", e)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        return _dynamo_export(module, dummy, static, names).getvalue()
+
+
+def _torchscript_export(
+    module: torch.nn.Module,
+    dummy: torch.Tensor,
+    names: dict[str, Any],
+    dynamic_axes: dict[str, dict[int, str]] | None,
+) -> bytes:
+    """One module with one input through the TorchScript-based ONNX exporter, quietly: the detector's
+    graph and the crop classifier's both go this way."""
+    import torch
+
+    buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # deprecation and tracer notes about constant sizes
-        try:
-            torch.onnx.export(  # a file object works; the stubs only name paths
-                module,
-                (dummy,),
-                buf,  # type: ignore[arg-type]
-                dynamo=False,
-                dynamic_axes=dynamic_axes,
-                **names,
-            )
-        except (TypeError, RuntimeError, NotImplementedError) as e:
-            log.info("TorchScript ONNX exporter unavailable (%s); using torch.export", e)
-            buf = _dynamo_export(module, dummy, static, names)
+        torch.onnx.export(  # a file object works; the stubs only name paths
+            module,
+            (dummy,),
+            buf,  # type: ignore[arg-type]
+            dynamo=False,
+            dynamic_axes=dynamic_axes,
+            **names,
+        )
     return buf.getvalue()
 
 

@@ -2,7 +2,7 @@
 classifier re-decides each face's class (:mod:`maskwatch.models.crops` holds the rule).
 
 Torch-free: the classifier is anything with :class:`CropClassifier`'s shape, the torch module of a
-checkpoint (:class:`TorchCropClassifier`) or the ``crops`` input of an ONNX export
+checkpoint (:class:`TorchCropClassifier`) or the classifier model an ONNX export carries in its metadata
 (:class:`maskwatch.predict.onnx.OnnxCropClassifier`).
 """
 
@@ -92,14 +92,8 @@ class ClassifiedPredictor(Wrapper, Predictor):
         ]
 
 
-def with_classifier(model: Any, classifier: CropClassifier | None = None) -> Any:
-    """``model`` (a predictor or a detector) behind its crop classifier; unchanged if it has none.
-
-    A detector's own classifier is found on it; an ONNX predictor's in its export."""
-    if classifier is None:
-        classifier = crop_classifier_of(model)
-    if classifier is None:
-        return model
+def with_classifier(model: Any, classifier: CropClassifier) -> ClassifiedPredictor:
+    """``model`` (a predictor or a detector) behind ``classifier`` (see :func:`crop_classifier_of`)."""
     if not isinstance(model, Predictor):
         from maskwatch.predict.torch_backend import DetectorPredictor
 

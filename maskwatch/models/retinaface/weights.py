@@ -7,16 +7,14 @@ from pathlib import Path
 import torch
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.models.base import torch_load
 from maskwatch.models.retinaface.network import RetinaFaceNet
 
 
 def load_face_weights(model: RetinaFaceNet, path: str | Path) -> None:
     """Every layer but the class head loads as is; each object class starts from the face logit, so
     training only has to split faces by mask."""
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise MaskwatchError(f"{path}: cannot read face weights ({type(e).__name__})") from None
+    sd = torch_load(path, "face weights not found", "cannot read face weights")
     if not isinstance(sd, dict):
         raise MaskwatchError(f"{path}: not a RetinaFace MobileNet-0.25 state dict")
     sd = {k.removeprefix("module."): v for k, v in sd.items() if not k.startswith("LandmarkHead")}
