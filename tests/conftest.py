@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -36,6 +37,16 @@ def kaggle(shared: Path) -> Path:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Cached ONNX exports of test checkpoints go to a temporary folder, not the user's ~/.cache."""
     os.environ["MASKWATCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_reaches_children() -> None:
+    """Tests that press Ctrl-C on a child (SIGINT) need it delivered as in a terminal. A test run started
+    in the background by a non-interactive shell (``.ci/run &``) inherits SIGINT ignored, and so would every
+    child, which would then run to its end (exit 0) instead of stopping: measured, two such failures. A
+    handler (not an ignore) is reset to the default by exec, so children see SIGINT as a terminal sends it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
