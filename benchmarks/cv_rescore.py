@@ -4,6 +4,7 @@ or a crop classifier trained per fold on that fold's training images (``--classi
 
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --tta --json docs/cv-tta.json
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --classifier-epochs 6
+    python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --negatives 0   # no background
 
 Prints the per-fold table (and each extra source's) beside the CV's own mean, so the setting is judged on
 the K-fold mean, fold by fold, as the recipe was.
@@ -37,6 +38,13 @@ def main() -> None:
     p.add_argument("--classifier-size", type=int, default=ClassifierConfig.size, help="crop side (px)")
     p.add_argument("--alpha", type=float, default=ClassifierConfig.alpha, help="classifier vs detector")
     p.add_argument(
+        "--negatives",
+        type=int,
+        default=ClassifierConfig.negatives,
+        help="detector mistakes per training image taught as background (0: classes only)",
+    )
+    p.add_argument("--beta", type=float, default=ClassifierConfig.beta, help="face probability's weight")
+    p.add_argument(
         "--no-classifier", action="store_true", help="fold models that have a crop classifier: run without it"
     )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -52,6 +60,8 @@ def main() -> None:
             weights=a.classifier_weights,
             size=a.classifier_size,
             alpha=a.alpha,
+            negatives=a.negatives,
+            beta=a.beta,
         )
     t0 = time.process_time()
     summary = rescore_cv(a.cv, tta=a.tta, imgsz=a.imgsz, agnostic=a.agnostic, classifier=classifier)
@@ -60,7 +70,9 @@ def main() -> None:
         "TTA" if a.tta else "",
         f"imgsz {a.imgsz}" if a.imgsz else "",
         "agnostic" if a.agnostic else "",
-        f"{a.classifier} classifier (alpha {a.alpha})" if a.classifier else "",
+        f"{a.classifier} classifier (alpha {a.alpha}, negatives {a.negatives}, beta {a.beta})"
+        if a.classifier
+        else "",
         "no classifier" if a.no_classifier else "",
     )
     setting = ", ".join(x for x in chosen if x)

@@ -13,21 +13,26 @@ import onnx
 import pytest
 import torch
 
+from maskwatch.boxes import box_iou
 from maskwatch.cli import main
+from maskwatch.data.formats import load_dataset
 from maskwatch.data.split import write_split
 from maskwatch.detections import Detections
-from maskwatch.engine.classifier import cut_faces, train_classifier
+from maskwatch.engine.classifier import cut_faces, mine_negatives, train_classifier
 from maskwatch.engine.train import make_config, train
 from maskwatch.engine.train_config import ClassifierConfig
 from maskwatch.errors import MaskwatchError
+from maskwatch.io import load_image
 from maskwatch.models.classifier import FaceClassifier
-from maskwatch.models.crops import decide, face_crops, group_faces, square_crop
+from maskwatch.models.crops import NEGATIVE_IOU, decide, face_crops, face_floor, group_faces, square_crop
 from maskwatch.models.registry import load_detector
 from maskwatch.predict import load_predictor
 from maskwatch.predict.classify import ClassifiedPredictor
+from tests.conftest import KAGGLE_MERGE
 from tests.synth import CLASSES, make_image, make_voc_dataset
 
 NAMES = ("with_mask", "no_mask")
+TRAIN_THREADS = 1  # the two-stage run trains, and resumes, on one thread (see the resume test)
 
 
 def _retinaface(shared: Path) -> Path:
@@ -60,6 +65,32 @@ def test_a_face_split_between_the_classes_is_one_face_with_their_summed_score() 
     assert clipped.xyxy[:, 2].max() <= 128 and clipped.xyxy[:, 0].min() >= 0
     empty = decide(np.zeros((0, 4)), np.zeros((0, 2)), np.zeros((0, 2)), 0.7, 0.1, True, NAMES, (8, 8))
     assert len(empty) == 0 and empty.class_names == NAMES
+
+
+def test_a_background_output_re_ranks_the_faces_and_conf_only_filters() -> None:
+    boxes = np.array([[10, 10, 50, 60], [100, 20, 130, 60]], np.float32)
+    best = np.array([[0.30, 0.35], [0.0, 0.36]], np.float32)  # face scores 0.65 and 0.36
+    # the classifier: the first crop is half background, the second surely a face without a mask
+    probs = np.array([[0.45, 0.05, 0.5], [0.0, 0.99, 0.01]], np.float32)
+    got = decide(boxes, best, probs, 0.7, 0.0, True, NAMES, (160, 128), beta=0.5)
+    first = np.sqrt(0.65 * 0.5) * (0.7 * 0.9 + 0.3 * 0.30 / 0.65)  # class probabilities given a face
+    second = np.sqrt(0.36 * 0.99) * (0.7 * 1.0 + 0.3 * 1.0)
+    assert got.class_id.tolist() == [1, 0]  # the surer face now ranks first
+    np.testing.assert_allclose(got.confidence, [second, first], atol=1e-5)
+    # beta 0: the detector's face score alone ranks, the background column still conditions the classes
+    flat = decide(boxes, best, probs, 0.7, 0.0, True, NAMES, (160, 128), beta=0.0)
+    np.testing.assert_allclose(flat.confidence, [0.65 * (0.7 * 0.9 + 0.3 * 0.30 / 0.65), 0.36], atol=1e-5)
+    # no final score can exceed face score ** (1 - beta): faces under the floor need no classifier
+    assert face_floor(0.25, 0.5) == pytest.approx(0.0625) and face_floor(0.25, 0.0) == 0.25
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        face, p = (
+            rng.uniform(0, 0.5, (1, 2)).astype(np.float32),
+            rng.dirichlet((1, 1, 1), 1).astype(np.float32),
+        )
+        top = decide(boxes[:1], face, p, 0.7, 0.0, False, NAMES, (160, 128), beta=0.5).confidence.max()
+        assert top <= face.sum() ** 0.5 + 1e-6
+    assert all(face_floor(c, 0.5) <= c for c in (0.01, 0.25, 0.9))
 
 
 def test_crops_centre_the_face_with_context_and_repeat_the_edge() -> None:
@@ -107,6 +138,52 @@ def test_the_classifier_learns_masks_from_faces_and_is_deterministic(shared: Pat
     assert (copy.size, copy.alpha, copy.arch, copy.class_names) == (64, cfg.alpha, "mnet", CLASSES)
 
 
+def test_the_classifier_learns_a_background_from_negatives(shared: Path) -> None:
+    images, boxes, labels = _synthetic_faces(30, seed=3)
+    rng = np.random.default_rng(5)
+    negatives = [np.zeros((0, 4), np.float32) for _ in images]
+    for _ in range(30):  # textured images without a face, three "mistakes" on each
+        images.append(rng.integers(0, 255, (128, 160, 3), dtype=np.uint8))
+        boxes.append(np.zeros((0, 4), np.float32))
+        labels.append(np.zeros(0, np.int64))
+        x, y = rng.uniform(0, 100, 3), rng.uniform(0, 70, 3)
+        negatives.append(np.stack([x, y, x + 40, y + 48], 1).astype(np.float32))
+    cfg = ClassifierConfig(epochs=3, size=64, batch=16, beta=0.4)
+    clf = train_classifier(
+        images, boxes, labels, CLASSES, cfg, _retinaface(shared), seed=0, negatives=negatives
+    )
+    assert clf.background and clf.beta == 0.4 and clf.class_names == CLASSES
+    test_images, test_boxes, test_labels = _synthetic_faces(10, seed=4)
+    faces = np.concatenate([face_crops(im, b, 64) for im, b in zip(test_images, test_boxes, strict=True)])
+    p = clf.probs(torch.from_numpy(faces)).numpy()
+    assert p.shape[1] == 3
+    assert (p[:, 2] < 0.5).mean() >= 0.9, "faces taken for background"
+    assert (p[:, :2].argmax(1) == np.concatenate(test_labels)).mean() >= 0.9
+    noise = rng.integers(0, 255, (20, 64, 64, 3), dtype=np.uint8).astype(np.float32).transpose(0, 3, 1, 2)
+    assert (clf.probs(torch.from_numpy(np.ascontiguousarray(noise))).numpy()[:, 2] > 0.5).mean() >= 0.9
+    again = FaceClassifier.from_state(clf.state())
+    assert again.background and again.beta == 0.4
+    old = clf.state()
+    del old["background"], old["beta"]  # a classifier saved before backgrounds existed
+    old["state_dict"] = FaceClassifier("mnet", CLASSES, 64).net.state_dict()
+    assert not FaceClassifier.from_state(old).background
+
+
+def test_mined_negatives_are_the_detectors_confident_mistakes(dev_model: Path, kaggle: Path) -> None:
+    ds = load_dataset(kaggle, merge=[KAGGLE_MERGE])
+    records = ds.records[:12]
+    images = [load_image(r.image) for r in records]
+    det = load_detector(dev_model)
+    allowed = [i % 4 != 0 for i in range(len(records))]
+    mined = mine_negatives(det, images, [r.boxes for r in records], 2, allowed)
+    assert len(mined) == len(records) and sum(len(m) for m in mined) > 0
+    for r, m, ok in zip(records, mined, allowed, strict=True):
+        assert len(m) <= 2 and (ok or len(m) == 0)
+        if len(m) and len(r.boxes):
+            assert box_iou(m, r.boxes).max() < NEGATIVE_IOU
+    assert all(len(m) == 0 for m in mine_negatives(det, images[:2], [r.boxes for r in records[:2]], 0))
+
+
 def test_classifier_inputs_are_checked(shared: Path, tmp_path: Path) -> None:
     images, boxes, labels = _synthetic_faces(2, seed=1)
     with pytest.raises(MaskwatchError, match="no labelled face of at least 6 px"):
@@ -145,6 +222,7 @@ def two_stage(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         name="two",
         **{"classifier.epochs": 2, "classifier.size": 48, "classifier.batch": 8},
     )
+    torch.set_num_threads(TRAIN_THREADS)
     return train(cfg)
 
 
@@ -152,6 +230,7 @@ def test_training_stores_the_classifier_and_every_runtime_agrees(two_stage: Path
     for name in ("best.pt", "last.pt"):
         saved = torch.load(two_stage / name, weights_only=False)["classifier"]
         assert saved["arch"] == "mnet" and saved["size"] == 48 and saved["class_names"] == list(NAMES)
+        assert saved["background"] is True and saved["beta"] == ClassifierConfig.beta  # the default
     det = load_detector(two_stage / "last.pt")
     assert det.classifier is not None and det.classifier.size == 48
     rng = np.random.default_rng(7)
@@ -224,6 +303,9 @@ def test_a_run_stopped_in_its_classifier_stage_resumes_into_it_and_configs_are_c
     for name in ("config.yaml", "best.pt"):
         (run / name).write_bytes((two_stage / name).read_bytes())
     ckpt = torch.load(two_stage / "last.pt", weights_only=False)
+    # CPU float sums depend on the thread count (loading a predictor in this process sets it): the run
+    # resumes on the threads it was trained on, as it would on one machine
+    torch.set_num_threads(TRAIN_THREADS)
     before = ckpt.pop("classifier")[
         "state_dict"
     ]  # as if stopped after the last epoch, before the stage ended
@@ -245,6 +327,8 @@ def test_a_run_stopped_in_its_classifier_stage_resumes_into_it_and_configs_are_c
     for override, message in (
         ("classifier.arch=resnet", "classifier.arch 'resnet' is not one of mnet"),
         ("classifier.alpha=2", "classifier.alpha is in [0, 1]"),
+        ("classifier.beta=1", "classifier.beta is in [0, 1)"),
+        ("classifier.negatives=-1", "classifier.negatives must be >= 0"),
         ("classifier.weights=/nope.pth", "classifier.weights /nope.pth: file not found"),
     ):
         assert main([*base, override]) == 1

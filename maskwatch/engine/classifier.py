@@ -4,6 +4,11 @@ faces of the detector's own training images, right after the detector.
 Faces are cut once, with room for the jitter, at twice the classifier's input size; each step then takes
 a jittered, mirrored, brightness-shifted square out of them. Every draw is seeded, so a run gives the same
 classifier whatever else ran before it.
+
+With ``negatives``, the trained detector is first run on its own training images, and its most confident
+candidates that overlap no labelled face become a background class: the classifier then also says how
+much a crop looks like a face, which re-ranks what the detector found (measured in MODEL_CARD.md).
+Only images whose source says its unboxed regions are background (``negatives: true``) give them.
 """
 
 from __future__ import annotations
@@ -17,12 +22,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from maskwatch.boxes import box_iou
 from maskwatch.data.record import Dataset
 from maskwatch.engine.train_config import CLASSIFIER_EPOCHS, ClassifierConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import load_image
+from maskwatch.models.base import Detector
 from maskwatch.models.classifier import FaceClassifier
-from maskwatch.models.crops import crop_batch, square_crop
+from maskwatch.models.crops import (
+    FIRST_STAGE_CONF,
+    NEGATIVE_IOU,
+    NEGATIVE_MIN_SCORE,
+    crop_batch,
+    group_faces,
+    square_crop,
+)
 
 MIN_FACE = 6  # pixels: a smaller labelled face is too blurred to teach a class
 _CUT_CONTEXT = 2.0  # the stored cut: the largest jittered square (1.25 x 1.2 zoom + shifts) fits inside
@@ -64,15 +78,57 @@ def jittered(cut: np.ndarray, size: int, context: float, rng: np.random.Generato
     return np.clip(lit, 0, 255)
 
 
+def mine_negatives(
+    detector: Detector,
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    per_image: int,
+    allowed: Sequence[bool] | None = None,
+    iou: float = 0.45,
+) -> list[np.ndarray]:
+    """Per image, the ``per_image`` best-scored faces ``detector`` finds (as the second stage groups them)
+    that overlap no labelled box more than :data:`NEGATIVE_IOU` and score at least
+    :data:`NEGATIVE_MIN_SCORE`; none on images not ``allowed`` (sparse labels: an unboxed face there is not
+    background)."""
+    detector.model.eval()
+    out: list[np.ndarray] = []
+    for i, (image, labelled) in enumerate(
+        zip(tqdm(images, desc="mining background", unit="img"), boxes, strict=True)
+    ):
+        if per_image <= 0 or (allowed is not None and not allowed[i]):
+            out.append(np.zeros((0, 4), np.float32))
+            continue
+        found = detector.predict([image], conf=FIRST_STAGE_CONF, iou=iou, agnostic=False)[0]
+        faces, best = group_faces(found, iou)  # best-scored first
+        overlap = box_iou(faces, labelled).max(1) if len(labelled) and len(faces) else np.zeros(len(faces))
+        pick = np.nonzero((overlap < NEGATIVE_IOU) & (best.sum(1) >= NEGATIVE_MIN_SCORE))[0][:per_image]
+        # to 1/16 px: the network's last float bits vary with its thread count, and a resumed run must
+        # cut the same crops as an unbroken one
+        out.append((np.round(faces[pick] * 16) / 16).astype(np.float32))
+    return out
+
+
 def train_classifier_on(
-    ds: Dataset, class_names: Sequence[str], cfg: ClassifierConfig, **kwargs: Any
+    ds: Dataset,
+    class_names: Sequence[str],
+    cfg: ClassifierConfig,
+    detector: Detector | None = None,
+    **kwargs: Any,
 ) -> FaceClassifier:
     """:func:`train_classifier` (same keywords) on a learning base's images, loaded here (labels outside
-    ``class_names`` are ignored), e.g. a cross-validation fold's training part."""
+    ``class_names`` are ignored), e.g. a cross-validation fold's training part; ``detector`` (the one the
+    classifier will sit behind) gives the background examples when ``cfg.negatives``."""
     index = {c: i for i, c in enumerate(class_names)}
     images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
     labels = [np.array([index.get(lab, -1) for lab in r.labels], dtype=np.int64) for r in ds.records]
-    return train_classifier(images, [r.boxes for r in ds.records], labels, class_names, cfg, **kwargs)
+    boxes = [r.boxes for r in ds.records]
+    negatives = None
+    if cfg.negatives:
+        if detector is None:
+            raise MaskwatchError("classifier.negatives needs the detector whose mistakes it learns")
+        allowed = [r.source.negatives for r in ds.records]
+        negatives = mine_negatives(detector, images, boxes, cfg.negatives, allowed)
+    return train_classifier(images, boxes, labels, class_names, cfg, negatives=negatives, **kwargs)
 
 
 def train_classifier(
@@ -85,15 +141,24 @@ def train_classifier(
     seed: int = 0,
     device: str | torch.device = "cpu",
     desc: str = "classifier",
+    negatives: Sequence[np.ndarray] | None = None,
 ) -> FaceClassifier:
     """A crop classifier trained on the labelled faces of ``images`` (boxes xyxy pixels, labels indices
-    into ``class_names``, -1 ignored), its backbone started from ``init`` (``cfg.weights`` if given)."""
+    into ``class_names``, -1 ignored), its backbone started from ``init`` (``cfg.weights`` if given).
+    ``negatives`` (boxes per image, :func:`mine_negatives`) add a background output after the classes."""
     torch.manual_seed(seed)  # the new head's initial weights, then dropout
-    clf = FaceClassifier(cfg.arch, tuple(class_names), cfg.size, cfg.alpha, device=device)
+    background = negatives is not None
+    clf = FaceClassifier(
+        cfg.arch, tuple(class_names), cfg.size, cfg.alpha, device=device, background=background, beta=cfg.beta
+    )
     start = cfg.weights or init
     if start is None:
         raise MaskwatchError("the crop classifier needs starting weights: set classifier.weights")
     clf.init_backbone(start)
+    if negatives is not None:  # background is the class after the last
+        k = len(class_names)
+        boxes = [np.concatenate([b, n]) for b, n in zip(boxes, negatives, strict=True)]
+        labels = [np.concatenate([lab, np.full(len(n), k)]) for lab, n in zip(labels, negatives, strict=True)]
     cuts, classes = cut_faces(images, boxes, labels, cfg.size)
     net = clf.net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)

@@ -167,6 +167,7 @@ def rescore_cv(
                 train_ds,
                 classes,
                 classifier,
+                detector=det,
                 init=det.model.state_dict(),
                 seed=cfg.seed,
                 device=det.device,

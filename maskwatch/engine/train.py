@@ -337,7 +337,7 @@ class TrainClassifier(HookBase):
         if not epochs:
             return
         c = dataclasses.replace(t.cfg.classifier, epochs=epochs)
-        from maskwatch.engine.classifier import train_classifier
+        from maskwatch.engine.classifier import mine_negatives, train_classifier
         from maskwatch.models.classifier import FaceClassifier
 
         state = read_checkpoint(t.run / "last.pt")
@@ -347,6 +347,9 @@ class TrainClassifier(HookBase):
         log.info("training the crop classifier (%s, %d epochs)", c.arch, c.epochs)
         # mnet without weights starts from the body of the detector just trained
         init = None if c.weights else {k: v.cpu() for k, v in t.det.model.state_dict().items()}
+        negatives = None
+        if c.negatives:
+            negatives = mine_negatives(t.det, t.data.images, t.data.boxes, c.negatives, t.data.negatives)
         t.det.classifier = train_classifier(
             t.data.images,
             t.data.boxes,
@@ -357,6 +360,7 @@ class TrainClassifier(HookBase):
             t.cfg.seed,
             t.det.device,
             desc=f"{t.run.name} classifier",
+            negatives=negatives,
         )
         for name in ("best.pt", "last.pt"):
             update_checkpoint(t.run / name, classifier=t.det.classifier.state(), config=t.extra["config"])

@@ -90,6 +90,10 @@ class ClassifierConfig:
     weights: str | None = None
     size: int = 96  # crop side in pixels
     alpha: float = 0.7  # weight of the classifier's class probabilities against the detector's
+    # The detector's most confident mistakes on each training image (of sources with negatives: true)
+    # taught as a background output: the crop re-ranks the faces too. 0: classes only.
+    negatives: int = 3
+    beta: float = 0.5  # weight of the classifier's face probability in a face's score (with negatives)
     batch: int = 64
     lr: float = 1e-3
 
@@ -340,7 +344,9 @@ def classifier_epochs(cfg: TrainConfig) -> int:
 def has_classifier(state: dict[str, Any], wanted: ClassifierConfig) -> bool:
     """Whether a checkpoint holds a crop classifier trained with the settings ``wanted``."""
     made = config_from_dict(state.get("config") or {}).classifier
-    return bool(state.get("classifier")) and made == wanted
+    saved = state.get("classifier") or {}
+    # a config saved before a setting existed reads as its default: the classifier itself says what it has
+    return bool(saved) and made == wanted and saved.get("background", False) == (wanted.negatives > 0)
 
 
 def check_resumable(cfg: TrainConfig, saved: dict[str, Any], run: Path | None = None) -> None:
@@ -424,6 +430,8 @@ def check_config(cfg: TrainConfig) -> None:
         ),
         (cfg.classifier.size >= 32, f"classifier.size must be at least 32, got {cfg.classifier.size}"),
         (0 <= cfg.classifier.alpha <= 1, f"classifier.alpha is in [0, 1], got {cfg.classifier.alpha}"),
+        (cfg.classifier.negatives >= 0, f"classifier.negatives must be >= 0, got {cfg.classifier.negatives}"),
+        (0 <= cfg.classifier.beta < 1, f"classifier.beta is in [0, 1), got {cfg.classifier.beta}"),
         (cfg.classifier.batch >= 1, f"classifier.batch must be at least 1, got {cfg.classifier.batch}"),
         (cfg.classifier.lr > 0, f"classifier.lr must be positive, got {cfg.classifier.lr}"),
         (

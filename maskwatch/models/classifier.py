@@ -92,7 +92,9 @@ class Softmaxed(nn.Module):
 
 class FaceClassifier:
     """A trained crop classifier and how to use it: crop ``size`` and ``context``, and ``alpha``, its
-    weight against the detector's own class scores."""
+    weight against the detector's own class scores. With ``background`` it has one more output, after the
+    classes, learned from the detector's mistakes, and ``beta`` weighs it in each face's score
+    (:func:`maskwatch.models.crops.decide`)."""
 
     def __init__(
         self,
@@ -102,15 +104,21 @@ class FaceClassifier:
         alpha: float = 0.7,
         context: float = CONTEXT,
         device: str | torch.device = "cpu",
+        background: bool = False,
+        beta: float = 0.0,
     ) -> None:
         if size < 32:
             raise MaskwatchError(f"classifier size {size}: at least 32 pixels")
         if not 0.0 <= alpha <= 1.0:
             raise MaskwatchError(f"classifier alpha {alpha}: between 0 and 1")
+        if not 0.0 <= beta < 1.0:
+            raise MaskwatchError(f"classifier beta {beta}: in [0, 1)")
         self.arch, self.class_names = arch, tuple(class_names)
         self.size, self.alpha, self.context = int(size), float(alpha), float(context)
+        self.background, self.beta = bool(background), float(beta) if background else 0.0
         self.device = torch.device(device)
-        self.net = CropClassifierNet(arch, len(self.class_names)).to(self.device).eval()
+        outputs = len(self.class_names) + self.background
+        self.net = CropClassifierNet(arch, outputs).to(self.device).eval()
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint stores under ``"classifier"``."""
@@ -120,20 +128,30 @@ class FaceClassifier:
             "size": self.size,
             "alpha": self.alpha,
             "context": self.context,
+            "background": self.background,
+            "beta": self.beta,
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: str | torch.device = "cpu") -> FaceClassifier:
         clf = cls(
-            state["arch"], state["class_names"], state["size"], state["alpha"], state["context"], device
+            state["arch"],
+            state["class_names"],
+            state["size"],
+            state["alpha"],
+            state["context"],
+            device,
+            state.get("background", False),  # a classifier saved before backgrounds existed has none
+            state.get("beta", 0.0),
         )
         clf.net.load_state_dict(state["state_dict"])
         return clf
 
     @torch.inference_mode()
     def probs(self, crops: torch.Tensor) -> torch.Tensor:
-        """Class probabilities of a crop batch (:func:`maskwatch.models.crops.face_crops`)."""
+        """Class probabilities of a crop batch (:func:`maskwatch.models.crops.face_crops`), then the
+        background's if it has one."""
         self.net.eval()
         return self.net(crops.to(self.device)).softmax(-1)
 

@@ -32,6 +32,11 @@ SAME_FACE_IOU = 0.5
 FIRST_STAGE_CONF = 0.005
 #: At most this many faces an image are classified (the detector keeps at most 300 boxes).
 MAX_FACES = 100
+#: A classifier with a background output learns it from the detector's own mistakes on its training
+#: images: candidates overlapping no labelled face more than this (IoU) ...
+NEGATIVE_IOU = 0.3
+#: ... and scoring at least this as a face (the detector's confident mistakes, not its noise floor).
+NEGATIVE_MIN_SCORE = 0.01
 
 
 def square_crop(
@@ -88,6 +93,13 @@ def group_faces(found: Detections, iou: float) -> tuple[np.ndarray, np.ndarray]:
     return boxes, best
 
 
+def face_floor(conf: float, beta: float) -> float:
+    """The lowest detector face score that can still end at ``conf`` or above: a face's final score is at
+    most its face score ** (1 − ``beta``), so faces below this need not be classified, and ``conf`` only
+    filters (the same faces over ``conf`` whatever was classified)."""
+    return float(conf ** (1.0 / (1.0 - beta))) if conf > 0 else 0.0
+
+
 def decide(
     boxes: np.ndarray,
     best: np.ndarray,
@@ -97,14 +109,25 @@ def decide(
     agnostic: bool,
     class_names: tuple[str, ...],
     shape: tuple[int, int],
+    beta: float = 0.0,
 ) -> Detections:
-    """The final detections of one image: each face scores its detector face score × (``alpha`` × the
-    classifier's class probability + (1 − ``alpha``) × the detector's share of that class).
+    """The final detections of one image: each face scores its face score × (``alpha`` × the classifier's
+    class probability + (1 − ``alpha``) × the detector's share of that class).
+
+    The face score is the detector's (its class scores summed), or, when ``probs`` has a last background
+    column (a classifier that learned the detector's mistakes), the detector's ** (1 − ``beta``) × the
+    classifier's face probability ** ``beta``, and the class probabilities are those given a face: the
+    crop, seen at its own resolution, re-ranks the faces too, not only their classes.
 
     ``agnostic`` keeps each face's best class (what a camera wants); otherwise every class of a face over
     ``conf`` is kept, so an evaluation credits a second guess, as the detector alone does.
     """
+    k = len(class_names)
     face = np.clip(best.sum(1), 0.0, 1.0)
+    if probs.shape[1] > k:  # the background column
+        is_face = np.clip(1.0 - probs[:, k], 1e-6, 1.0)
+        probs = probs[:, :k] / is_face[:, None]
+        face = face ** (1.0 - beta) * is_face**beta
     share = best / np.maximum(best.sum(1, keepdims=True), 1e-9)
     scores = face[:, None] * (alpha * probs + (1 - alpha) * share)  # (F, C)
     if agnostic:

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 META_PREFIX = "maskwatch."
 #: Bumped whenever the exported graph or its metadata change meaning: cached exports keyed on it.
-EXPORT_FORMAT = 2  # 2: the crop classifier in the metadata
+EXPORT_FORMAT = 3  # 2: the crop classifier in the metadata; 3: its background output and beta
 
 
 def export_onnx_bytes(
@@ -90,9 +90,11 @@ def export_onnx_bytes(
                 "size": clf.size,
                 "context": clf.context,
                 "alpha": clf.alpha,
+                "beta": clf.beta,
+                "background": clf.background,
                 "input": "crops: (M, 3, size, size) float32 RGB 0-255, the square of context x a face box's "
                 "longer side around its centre, resized (maskwatch.models.crops.square_crop)",
-                "output": "probs: (M, C) class probabilities",
+                "output": "probs: (M, C) class probabilities, (M, C + 1) with background: last",
                 "rule": "maskwatch.models.crops.decide",
             }
         )

@@ -14,16 +14,18 @@ from typing import Any, Protocol
 import numpy as np
 
 from maskwatch.detections import Detections
-from maskwatch.models.crops import FIRST_STAGE_CONF, decide, face_crops, group_faces
+from maskwatch.models.crops import FIRST_STAGE_CONF, decide, face_crops, face_floor, group_faces
 from maskwatch.predict.base import Predictor, Prepared, Wrapper
 
 
 class CropClassifier(Protocol):
-    """Crops (M, 3, size, size) float32 RGB 0-255 in, class probabilities (M, C) out."""
+    """Crops (M, 3, size, size) float32 RGB 0-255 in, class probabilities (M, C) out, or (M, C + 1) with
+    the background's last (then ``beta`` > 0 weighs it in the face score)."""
 
     size: int
     context: float
     alpha: float
+    beta: float
 
     def classify(self, crops: np.ndarray) -> np.ndarray: ...
 
@@ -34,6 +36,7 @@ class TorchCropClassifier:
     def __init__(self, classifier: Any) -> None:
         self.classifier = classifier
         self.size, self.context, self.alpha = classifier.size, classifier.context, classifier.alpha
+        self.beta = classifier.beta
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         import torch
@@ -75,19 +78,21 @@ class ClassifiedPredictor(Wrapper, Predictor):
         # every class kept, at a fixed low threshold (a face over conf has a class over conf / k)
         found = self.inner.infer(batch, min(conf / k, FIRST_STAGE_CONF), iou, agnostic=False)
         faces, crops = [], []
+        clf = self.classifier
+        floor = face_floor(conf, clf.beta)  # the faces that can still end over conf
         for p, d in zip(batch, found, strict=True):
             if p.image is None:
                 raise ValueError("infer() needs images made by this predictor's prepare()")
             boxes, best = group_faces(d, iou)
-            ok = best.sum(1) >= conf
+            ok = best.sum(1) >= floor
             faces.append((boxes[ok], best[ok]))
-            crops.append(face_crops(p.image, boxes[ok], self.classifier.size, self.classifier.context))
+            crops.append(face_crops(p.image, boxes[ok], clf.size, clf.context))
         # every face of the batch in one classifier run
         stacked = np.concatenate(crops)
-        probs = self.classifier.classify(stacked) if len(stacked) else np.zeros((0, k), np.float32)
+        probs = clf.classify(stacked) if len(stacked) else np.zeros((0, k), np.float32)
         ends = np.cumsum([len(c) for c in crops])[:-1]
         return [
-            decide(boxes, best, pr, self.classifier.alpha, conf, agnostic, self.class_names, p.shape)
+            decide(boxes, best, pr, clf.alpha, conf, agnostic, self.class_names, p.shape, clf.beta)
             for p, (boxes, best), pr in zip(batch, faces, np.split(probs, ends), strict=True)
         ]
 

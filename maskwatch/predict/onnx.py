@@ -106,6 +106,7 @@ class OnnxCropClassifier:
         self.session = session
         self.size, self.context = int(settings["size"]), float(settings["context"])
         self.alpha = float(settings["alpha"])
+        self.beta = float(settings.get("beta", 0.0))  # exports made before backgrounds existed: none
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         (probs,) = self.session.run(None, {"crops": crops})
