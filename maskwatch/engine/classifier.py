@@ -90,13 +90,16 @@ def mine_negatives(
     that overlap no labelled box more than :data:`NEGATIVE_IOU` and score at least
     :data:`NEGATIVE_MIN_SCORE`; none on images not ``allowed`` (sparse labels: an unboxed face there is not
     background)."""
+    none = np.zeros((0, 4), np.float32)
+    if per_image <= 0:
+        return [none for _ in images]
     detector.model.eval()
     out: list[np.ndarray] = []
     for i, (image, labelled) in enumerate(
         zip(tqdm(images, desc="mining background", unit="img"), boxes, strict=True)
     ):
-        if per_image <= 0 or (allowed is not None and not allowed[i]):
-            out.append(np.zeros((0, 4), np.float32))
+        if allowed is not None and not allowed[i]:
+            out.append(none)
             continue
         found = detector.predict([image], conf=FIRST_STAGE_CONF, iou=iou, agnostic=False)[0]
         faces, best = group_faces(found, iou)  # best-scored first
@@ -106,6 +109,22 @@ def mine_negatives(
         # cut the same crops as an unbroken one
         out.append((np.round(faces[pick] * 16) / 16).astype(np.float32))
     return out
+
+
+def background_examples(
+    cfg: ClassifierConfig,
+    detector: Detector | None,
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    allowed: Sequence[bool] | None,
+) -> list[np.ndarray] | None:
+    """What ``train_classifier`` takes as ``negatives`` for ``cfg``: None without a background output
+    (``cfg.negatives`` 0), else ``detector``'s mistakes on ``images`` (:func:`mine_negatives`)."""
+    if not cfg.negatives:
+        return None
+    if detector is None:
+        raise MaskwatchError("classifier.negatives needs the detector whose mistakes it learns")
+    return mine_negatives(detector, images, boxes, cfg.negatives, allowed)
 
 
 def train_classifier_on(
@@ -122,12 +141,8 @@ def train_classifier_on(
     images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
     labels = [np.array([index.get(lab, -1) for lab in r.labels], dtype=np.int64) for r in ds.records]
     boxes = [r.boxes for r in ds.records]
-    negatives = None
-    if cfg.negatives:
-        if detector is None:
-            raise MaskwatchError("classifier.negatives needs the detector whose mistakes it learns")
-        allowed = [r.source.negatives for r in ds.records]
-        negatives = mine_negatives(detector, images, boxes, cfg.negatives, allowed)
+    allowed = [r.source.negatives for r in ds.records]
+    negatives = background_examples(cfg, detector, images, boxes, allowed)
     return train_classifier(images, boxes, labels, class_names, cfg, negatives=negatives, **kwargs)
 
 

@@ -337,7 +337,7 @@ class TrainClassifier(HookBase):
         if not epochs:
             return
         c = dataclasses.replace(t.cfg.classifier, epochs=epochs)
-        from maskwatch.engine.classifier import mine_negatives, train_classifier
+        from maskwatch.engine.classifier import background_examples, train_classifier
         from maskwatch.models.classifier import FaceClassifier
 
         state = read_checkpoint(t.run / "last.pt")
@@ -347,9 +347,7 @@ class TrainClassifier(HookBase):
         log.info("training the crop classifier (%s, %d epochs)", c.arch, c.epochs)
         # mnet without weights starts from the body of the detector just trained
         init = None if c.weights else {k: v.cpu() for k, v in t.det.model.state_dict().items()}
-        negatives = None
-        if c.negatives:
-            negatives = mine_negatives(t.det, t.data.images, t.data.boxes, c.negatives, t.data.negatives)
+        negatives = background_examples(c, t.det, t.data.images, t.data.boxes, t.data.negatives)
         t.det.classifier = train_classifier(
             t.data.images,
             t.data.boxes,
