@@ -5,6 +5,7 @@ or a crop classifier trained per fold on that fold's training images (``--classi
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --tta --json docs/cv-tta.json
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --classifier-epochs 6
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --negatives 0   # no background
+    python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --refine 0      # detector's boxes
 
 Prints the per-fold table (and each extra source's) beside the CV's own mean, so the setting is judged on
 the K-fold mean, fold by fold, as the recipe was.
@@ -45,6 +46,12 @@ def main() -> None:
     )
     p.add_argument("--beta", type=float, default=ClassifierConfig.beta, help="face probability's weight")
     p.add_argument(
+        "--refine",
+        type=float,
+        default=ClassifierConfig.refine,
+        help="how far each face's box moves to the one its crop draws (0: no box head)",
+    )
+    p.add_argument(
         "--no-classifier", action="store_true", help="fold models that have a crop classifier: run without it"
     )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -62,6 +69,7 @@ def main() -> None:
             alpha=a.alpha,
             negatives=a.negatives,
             beta=a.beta,
+            refine=a.refine,
         )
     t0 = time.process_time()
     summary = rescore_cv(a.cv, tta=a.tta, imgsz=a.imgsz, agnostic=a.agnostic, classifier=classifier)
@@ -70,7 +78,8 @@ def main() -> None:
         "TTA" if a.tta else "",
         f"imgsz {a.imgsz}" if a.imgsz else "",
         "agnostic" if a.agnostic else "",
-        f"{a.classifier} classifier (alpha {a.alpha}, negatives {a.negatives}, beta {a.beta})"
+        f"{a.classifier} classifier (alpha {a.alpha}, negatives {a.negatives}, beta {a.beta}, "
+        f"refine {a.refine})"
         if a.classifier
         else "",
         "no classifier" if a.no_classifier else "",

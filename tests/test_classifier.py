@@ -24,7 +24,17 @@ from maskwatch.engine.train_config import ClassifierConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import load_image
 from maskwatch.models.classifier import FaceClassifier
-from maskwatch.models.crops import NEGATIVE_IOU, decide, face_crops, face_floor, group_faces, square_crop
+from maskwatch.models.crops import (
+    NEGATIVE_IOU,
+    apply_deltas,
+    box_deltas,
+    decide,
+    face_crops,
+    face_floor,
+    group_faces,
+    refine_boxes,
+    square_crop,
+)
 from maskwatch.models.registry import load_detector
 from maskwatch.predict import load_predictor
 from maskwatch.predict.classify import ClassifiedPredictor
@@ -164,9 +174,73 @@ def test_the_classifier_learns_a_background_from_negatives(shared: Path) -> None
     again = FaceClassifier.from_state(clf.state())
     assert again.background and again.beta == 0.4
     old = clf.state()
-    del old["background"], old["beta"]  # a classifier saved before backgrounds existed
+    del old["background"], old["beta"], old["box_styles"], old["refine"]  # saved before backgrounds existed
     old["state_dict"] = FaceClassifier("mnet", CLASSES, 64).net.state_dict()
-    assert not FaceClassifier.from_state(old).background
+    assert not FaceClassifier.from_state(old).background and FaceClassifier.from_state(old).box_styles == ()
+
+
+def test_box_deltas_are_relative_to_the_crop_and_invert() -> None:
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 300, (50, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 80, (50, 2))], 1)
+    targets = boxes + rng.uniform(-4, 4, (50, 4))
+    d = box_deltas(boxes, targets)
+    np.testing.assert_allclose(apply_deltas(boxes, d), targets, atol=1e-3)
+    # the same face twice the size, or elsewhere, is the same crop: the same deltas
+    np.testing.assert_allclose(box_deltas(boxes * 2, targets * 2), d, atol=1e-5)
+    np.testing.assert_allclose(box_deltas(boxes + 17, targets + 17), d, atol=1e-4)
+    assert np.abs(box_deltas(boxes, boxes)[:, :2]).max() < 1e-6  # a box's own: no offset
+    np.testing.assert_allclose(refine_boxes(boxes, d, 0.0), boxes)
+    np.testing.assert_allclose(refine_boxes(boxes, d, 1.0), targets, atol=1e-3)
+    np.testing.assert_allclose(refine_boxes(boxes, d, 0.5), (boxes + targets) / 2, atol=1e-3)
+
+
+def test_the_classifier_learns_to_draw_each_box_style(shared: Path) -> None:
+    """Half the images labelled in a tight style (the inner 70 % of each face): the box head of that style
+    draws tight boxes, the other full ones, each better than the shifted box its crop was cut around."""
+
+    def tight(b: np.ndarray) -> np.ndarray:
+        centre, half = (b[:, :2] + b[:, 2:]) / 2, (b[:, 2:] - b[:, :2]) * 0.35
+        return np.concatenate([centre - half, centre + half], 1)
+
+    images, boxes, labels = _synthetic_faces(40, seed=1)
+    styles = [i % 2 for i in range(len(images))]
+    boxes = [tight(b) if s else b for b, s in zip(boxes, styles, strict=True)]
+    cfg = ClassifierConfig(epochs=40, size=48, batch=16, refine=0.7)
+    clf = train_classifier(
+        images, boxes, labels, CLASSES, cfg, _retinaface(shared), seed=0, styles=styles, box_styles=("a", "b")
+    )
+    assert clf.box_styles == ("a", "b") and clf.refine == 0.7
+    test_images, test_boxes, _ = _synthetic_faces(15, seed=2)
+    truth = np.concatenate(test_boxes)
+    side = np.maximum(truth[:, 2] - truth[:, 0], truth[:, 3] - truth[:, 1])
+    shift = np.random.default_rng(3).uniform(-0.08, 0.08, (len(truth), 2)) * side[:, None]
+    found = truth + np.concatenate([shift, shift], 1)  # a detector's slightly-off boxes
+    ends = np.cumsum([len(b) for b in test_boxes])
+    crops = np.concatenate(
+        [face_crops(im, f, 48) for im, f in zip(test_images, np.split(found, ends[:-1]), strict=True)]
+    )
+    _, deltas = clf.run(torch.from_numpy(crops))
+    assert deltas is not None and deltas.shape == (len(truth), 2, 4)
+    full, inner = (apply_deltas(found, deltas[:, s].numpy()) for s in (0, 1))
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.diag(box_iou(a, b)).mean())
+
+    for drawn, want, gain in ((full, truth, 0.02), (inner, tight(truth), 0.1)):
+        assert iou(drawn, want) > iou(found, want) + gain, (
+            f"IoU {iou(found, want):.3f} -> {iou(drawn, want):.3f}"
+        )
+    # each style's output draws its own style, not the other's
+    assert iou(inner, tight(truth)) > iou(full, tight(truth)) + 0.05
+    assert iou(full, truth) > iou(inner, truth) + 0.05
+    again = FaceClassifier.from_state(clf.state())
+    assert again.box_styles == ("a", "b") and again.refine == 0.7
+    assert torch.equal(again.run(torch.from_numpy(crops))[1], deltas)
+    plain = train_classifier(
+        images, boxes, labels, CLASSES, ClassifierConfig(epochs=1, size=48, refine=0), _retinaface(shared)
+    )
+    assert plain.box_styles == () and plain.run(torch.from_numpy(crops[:2]))[1] is None
 
 
 def test_mined_negatives_are_the_detectors_confident_mistakes(dev_model: Path, kaggle: Path) -> None:
@@ -231,6 +305,7 @@ def test_training_stores_the_classifier_and_every_runtime_agrees(two_stage: Path
         saved = torch.load(two_stage / name, weights_only=False)["classifier"]
         assert saved["arch"] == "mnet" and saved["size"] == 48 and saved["class_names"] == list(NAMES)
         assert saved["background"] is True and saved["beta"] == ClassifierConfig.beta  # the default
+        assert saved["box_styles"] == ["default"] and saved["refine"] == ClassifierConfig.refine
     det = load_detector(two_stage / "last.pt")
     assert det.classifier is not None and det.classifier.size == 48
     rng = np.random.default_rng(7)
@@ -239,6 +314,13 @@ def test_training_stores_the_classifier_and_every_runtime_agrees(two_stage: Path
     assert isinstance(torch_p, ClassifiedPredictor)
     want = torch_p.predict(frames, conf=0.05, agnostic=False)
     assert sum(len(d) for d in want) > 0 and torch_p.predict([]) == []
+    # the box head moves the boxes, never the scores
+    torch_p.classifier.refine = 0.0
+    unmoved = torch_p.predict(frames, conf=0.05, agnostic=False)
+    torch_p.classifier.refine = ClassifierConfig.refine
+    for a, b in zip(want, unmoved, strict=True):
+        np.testing.assert_array_equal(a.confidence, b.confidence)
+    assert not np.allclose(np.concatenate([d.xyxy for d in want]), np.concatenate([d.xyxy for d in unmoved]))
     blank = np.full((160, 128, 3), 127, np.uint8)  # no face: no detection, the classifier not run
     assert len(torch_p.predict([blank], conf=0.3)[0]) == 0
     onnx_path = tmp_path / "two.onnx"
@@ -328,6 +410,7 @@ def test_a_run_stopped_in_its_classifier_stage_resumes_into_it_and_configs_are_c
         ("classifier.arch=resnet", "classifier.arch 'resnet' is not one of mnet"),
         ("classifier.alpha=2", "classifier.alpha is in [0, 1]"),
         ("classifier.beta=1", "classifier.beta is in [0, 1)"),
+        ("classifier.refine=1.5", "classifier.refine is in [0, 1]"),
         ("classifier.negatives=-1", "classifier.negatives must be >= 0"),
         ("classifier.weights=/nope.pth", "classifier.weights /nope.pth: file not found"),
     ):

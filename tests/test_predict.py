@@ -69,8 +69,8 @@ def test_detect_runs_without_torch(tmp_path: Path, kaggle: Path) -> None:
     assert done.returncode == 0, done.stderr
     (line,) = out.read_text().splitlines()
     found = json.loads(line)["detections"]
-    # the same image through the torch Detector (this process may import torch)
-    ref = load_detector().predict([load_image(image)], conf=0.5, iou=0.4)[0]
+    # the same image through torch, both stages (this process may import torch)
+    ref = load_predictor("maskface-mnet", "torch").predict([load_image(image)], conf=0.5, iou=0.4)[0]
     assert sorted(d["label"] for d in found) == sorted(ref.label_names) and len(found) == 3
     got = np.array(sorted(d["box"] for d in found))
     np.testing.assert_allclose(got, np.array(sorted(ref.xyxy.tolist())), atol=1.0)

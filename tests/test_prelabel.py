@@ -94,14 +94,21 @@ def test_prelabel_draws_the_chosen_box_style(tmp_path: Path) -> None:
         main(["data", "prelabel", str(sample_dir()), "--out", str(tmp_path / "two"), "--box-style", "ilc"])
         == 0
     )
-    ilc = load_detector(box_style="ilc")
+    ilc, kaggle = load_detector(box_style="ilc"), load_detector(box_style="kaggle")
     # both stages: the classifier's background output re-ranks the faces, so those over the threshold may
-    # differ from the detector's alone, but every box is one the ilc-style detector drew
+    # differ from the detector's alone, and its box head moves each box half way to the one it draws in
+    # the same style: every box is near one the ilc-style detector drew, nearer than to the kaggle style's
     for stem, r in {r.stem: r for r in load_dataset(tmp_path / "two")}.items():
         image = np.asarray(Image.open(sample_dir() / f"{stem}.jpg").convert("RGB"))
-        drawn = ilc.predict([image], conf=0.005, iou=0.4, agnostic=False)[0]
-        overlap = box_iou(torch.as_tensor(r.boxes, dtype=torch.float64), torch.as_tensor(drawn.xyxy).double())
-        assert len(r.boxes) > 0 and bool((overlap.max(1).values > 0.9).all())
+        near = {}
+        for name, det in (("ilc", ilc), ("kaggle", kaggle)):
+            drawn = det.predict([image], conf=0.005, iou=0.4, agnostic=False)[0]
+            overlap = box_iou(
+                torch.as_tensor(r.boxes, dtype=torch.float64), torch.as_tensor(drawn.xyxy).double()
+            )
+            near[name] = overlap.max(1).values
+        assert len(r.boxes) > 0 and bool((near["ilc"] > 0.75).all()), near
+        assert bool((near["ilc"] > near["kaggle"]).all()), near
     for stem, loose in outs["kaggle"].items():
         tight = outs["ilc"][stem]
         assert len(tight.boxes) == len(loose.boxes) > 0 and tight.labels == loose.labels

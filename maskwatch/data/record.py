@@ -113,6 +113,11 @@ class Dataset:
     def num_boxes(self) -> int:
         return sum(len(r.boxes) for r in self.records)
 
+    def box_style_ids(self, box_styles: Sequence[str]) -> list[int]:
+        """Each record's box style as an index into a model's ``box_styles``: an untagged record is in the
+        main learning base's style, the model's first."""
+        return [box_styles.index(r.source.box_style) if r.source.box_style else 0 for r in self.records]
+
     def subset(self, stems: Sequence[str]) -> Dataset:
         """The records whose image stem is in ``stems``, in the order of ``stems``."""
         by_stem = {r.stem: r for r in self.records}

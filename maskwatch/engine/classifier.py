@@ -33,6 +33,7 @@ from maskwatch.models.crops import (
     FIRST_STAGE_CONF,
     NEGATIVE_IOU,
     NEGATIVE_MIN_SCORE,
+    box_deltas,
     crop_batch,
     group_faces,
     square_crop,
@@ -42,6 +43,8 @@ MIN_FACE = 6  # pixels: a smaller labelled face is too blurred to teach a class
 _CUT_CONTEXT = 2.0  # the stored cut: the largest jittered square (1.25 x 1.2 zoom + shifts) fits inside
 _SHIFT, _ZOOM = 0.1, (0.85, 1.2)
 _WARMUP = 30
+BOX_LOSS_WEIGHT = 1.0  # the box head's smooth-L1 (deltas ~ unit scale) beside the class cross-entropy
+_BOX_BETA = 0.1  # smooth-L1's switch from quadratic to linear, in delta units
 
 
 def cut_faces(
@@ -49,33 +52,56 @@ def cut_faces(
     boxes: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
     size: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every labelled face of at least :data:`MIN_FACE` pixels as a (2 × size)² cut around it, and its
-    class index: the classifier's training set, ~110 KB a face at size 96."""
-    cuts, classes = [], []
-    for image, bxs, labs in zip(images, boxes, labels, strict=True):
-        for box, lab in zip(bxs, labs, strict=True):
-            if lab >= 0 and min(box[2] - box[0], box[3] - box[1]) >= MIN_FACE:
+    styles: Sequence[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every labelled face of at least :data:`MIN_FACE` pixels as a (2 × size)² cut around it, its class
+    index, its box inside the cut (xyxy cut pixels) and its box style (``styles``, per face; -1 without):
+    the classifier's training set, ~110 KB a face at size 96."""
+    cuts, classes, inside, kept_styles = [], [], [], []
+    if styles is None:
+        styles = [np.full(len(lab), -1) for lab in labels]
+    for image, bxs, labs, stys in zip(images, boxes, labels, styles, strict=True):
+        for box, lab, sty in zip(bxs, labs, stys, strict=True):
+            w, h = box[2] - box[0], box[3] - box[1]
+            if lab >= 0 and min(w, h) >= MIN_FACE:
                 cuts.append(square_crop(image, box, 2 * size, _CUT_CONTEXT))
                 classes.append(int(lab))
+                k = 2 * size / (_CUT_CONTEXT * max(w, h))  # cut pixels per image pixel
+                inside.append((size - k * w / 2, size - k * h / 2, size + k * w / 2, size + k * h / 2))
+                kept_styles.append(int(sty))
     if not cuts:
         raise MaskwatchError(
             f"the crop classifier has no labelled face of at least {MIN_FACE} px to learn from"
         )
-    return np.stack(cuts), np.array(classes, dtype=np.int64)
+    return (
+        np.stack(cuts),
+        np.array(classes, dtype=np.int64),
+        np.array(inside, dtype=np.float32),
+        np.array(kept_styles, dtype=np.int64),
+    )
 
 
-def jittered(cut: np.ndarray, size: int, context: float, rng: np.random.Generator) -> np.ndarray:
-    """One training crop from a stored cut: the face square shifted, zoomed, mirrored, relit."""
+def jittered(
+    cut: np.ndarray, size: int, context: float, rng: np.random.Generator, face: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training crop from a stored cut: the face square shifted, zoomed, mirrored, relit; and the
+    deltas (:func:`maskwatch.models.crops.box_deltas`) from that square to the face's box ``face`` (cut
+    pixels; zeros without one)."""
     side = cut.shape[0] / _CUT_CONTEXT  # the face's longer side inside the cut
     centre = cut.shape[0] / 2
     box = (centre - side / 2, centre - side / 2, centre + side / 2, centre + side / 2)
     shift = (float(rng.uniform(-_SHIFT, _SHIFT)), float(rng.uniform(-_SHIFT, _SHIFT)))
-    crop = square_crop(cut, box, size, context, shift, float(rng.uniform(*_ZOOM)))
+    zoom = float(rng.uniform(*_ZOOM))
+    crop = square_crop(cut, box, size, context, shift, zoom)
+    deltas = np.zeros(4, np.float32)
+    if face is not None:  # the square this crop was cut as, seen as a box a detector drew
+        cx, cy, half = centre + shift[0] * side, centre + shift[1] * side, side * zoom / 2
+        deltas = box_deltas(np.array([cx - half, cy - half, cx + half, cy + half]), face, context)[0]
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
+        deltas[0] = -deltas[0]
     lit = crop.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-20, 20)
-    return np.clip(lit, 0, 255)
+    return np.clip(lit, 0, 255), deltas
 
 
 def mine_negatives(
@@ -136,14 +162,26 @@ def train_classifier_on(
 ) -> FaceClassifier:
     """:func:`train_classifier` (same keywords) on a learning base's images, loaded here (labels outside
     ``class_names`` are ignored), e.g. a cross-validation fold's training part; ``detector`` (the one the
-    classifier will sit behind) gives the background examples when ``cfg.negatives``."""
+    classifier will sit behind) gives the background examples when ``cfg.negatives``, and its box styles
+    the boxes the classifier learns to draw when ``cfg.refine`` (without one: one style, every label's)."""
     index = {c: i for i, c in enumerate(class_names)}
     images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
     labels = [np.array([index.get(lab, -1) for lab in r.labels], dtype=np.int64) for r in ds.records]
     boxes = [r.boxes for r in ds.records]
     allowed = [r.source.negatives for r in ds.records]
     negatives = background_examples(cfg, detector, images, boxes, allowed)
-    return train_classifier(images, boxes, labels, class_names, cfg, negatives=negatives, **kwargs)
+    names = detector.box_style_names() if detector is not None else None
+    return train_classifier(
+        images,
+        boxes,
+        labels,
+        class_names,
+        cfg,
+        negatives=negatives,
+        styles=ds.box_style_ids(names) if names else None,
+        box_styles=names or ("default",),
+        **kwargs,
+    )
 
 
 def train_classifier(
@@ -157,24 +195,44 @@ def train_classifier(
     device: str | torch.device = "cpu",
     desc: str = "classifier",
     negatives: Sequence[np.ndarray] | None = None,
+    styles: Sequence[int] | None = None,
+    box_styles: Sequence[str] = ("default",),
 ) -> FaceClassifier:
     """A crop classifier trained on the labelled faces of ``images`` (boxes xyxy pixels, labels indices
     into ``class_names``, -1 ignored), its backbone started from ``init`` (``cfg.weights`` if given).
-    ``negatives`` (boxes per image, :func:`mine_negatives`) add a background output after the classes."""
-    torch.manual_seed(seed)  # the new head's initial weights, then dropout
+    ``negatives`` (boxes per image, :func:`mine_negatives`) add a background output after the classes.
+    With ``cfg.refine`` it also learns to draw each face's box in each of ``box_styles`` (the detector's),
+    every image's labels teaching the style ``styles`` gives it (index into ``box_styles``; default the
+    first)."""
+    torch.manual_seed(seed)  # the new heads' initial weights, then dropout
     background = negatives is not None
+    boxed = tuple(box_styles) if cfg.refine > 0 else ()
     clf = FaceClassifier(
-        cfg.arch, tuple(class_names), cfg.size, cfg.alpha, device=device, background=background, beta=cfg.beta
+        cfg.arch,
+        tuple(class_names),
+        cfg.size,
+        cfg.alpha,
+        device=device,
+        background=background,
+        beta=cfg.beta,
+        box_styles=boxed,
+        refine=cfg.refine,
     )
     start = cfg.weights or init
     if start is None:
         raise MaskwatchError("the crop classifier needs starting weights: set classifier.weights")
     clf.init_backbone(start)
+    style = np.asarray(styles if styles is not None else [0] * len(images), dtype=np.int64)
+    # each face's box style (-1: no box to learn, a background example)
+    face_styles = [np.full(len(lab), s) for lab, s in zip(labels, style, strict=True)]
     if negatives is not None:  # background is the class after the last
         k = len(class_names)
         boxes = [np.concatenate([b, n]) for b, n in zip(boxes, negatives, strict=True)]
         labels = [np.concatenate([lab, np.full(len(n), k)]) for lab, n in zip(labels, negatives, strict=True)]
-    cuts, classes = cut_faces(images, boxes, labels, cfg.size)
+        face_styles = [
+            np.concatenate([f, np.full(len(n), -1)]) for f, n in zip(face_styles, negatives, strict=True)
+        ]
+    cuts, classes, inside, cut_styles = cut_faces(images, boxes, labels, cfg.size, face_styles)
     net = clf.net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps_per_epoch = max(1, len(cuts) // cfg.batch)
@@ -186,16 +244,26 @@ def train_classifier(
         bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="step")
         for k in bar:
             pick = order[k * cfg.batch : (k + 1) * cfg.batch]
-            x = torch.from_numpy(
-                crop_batch([jittered(cuts[i], cfg.size, clf.context, rng) for i in pick], cfg.size)
-            )
+            drawn = [
+                jittered(cuts[i], cfg.size, clf.context, rng, inside[i] if boxed else None) for i in pick
+            ]
+            x = torch.from_numpy(crop_batch([c for c, _ in drawn], cfg.size))
             lr = cfg.lr * (
                 (step + 1) / _WARMUP if step < _WARMUP else 0.5 * (1 + math.cos(math.pi * step / total))
             )
             for g in opt.param_groups:
                 g["lr"] = lr
             y = torch.from_numpy(classes[pick]).to(clf.device)
-            loss = torch.nn.functional.cross_entropy(net(x.to(clf.device)), y, label_smoothing=0.1)
+            logits, deltas = net.forward_all(x.to(clf.device))
+            loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
+            if deltas is not None:
+                s = torch.from_numpy(cut_styles[pick]).to(clf.device)
+                has = s >= 0
+                if has.any():
+                    want = torch.from_numpy(np.stack([d for _, d in drawn])).to(clf.device)[has]
+                    loss = loss + BOX_LOSS_WEIGHT * torch.nn.functional.smooth_l1_loss(
+                        deltas[has, s[has]], want, beta=_BOX_BETA
+                    )
             if not torch.isfinite(loss):
                 raise MaskwatchError(f"crop classifier training diverged at step {step}; lower classifier.lr")
             opt.zero_grad(set_to_none=True)

@@ -71,8 +71,7 @@ class TrainSet:
         box_styles: Sequence[str] = ("default",),
     ) -> None:
         index = {c: i for i, c in enumerate(class_names)}
-        # An untagged record is in the main learning base's style, the model's first.
-        self.styles = [box_styles.index(r.source.box_style) if r.source.box_style else 0 for r in ds.records]
+        self.styles = ds.box_style_ids(box_styles)
         self.negatives = [r.source.negatives for r in ds.records]
         self.images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
         self.boxes = [r.boxes.astype(np.float32) for r in ds.records]
@@ -359,6 +358,8 @@ class TrainClassifier(HookBase):
             t.det.device,
             desc=f"{t.run.name} classifier",
             negatives=negatives,
+            styles=t.data.styles,
+            box_styles=t.det.box_style_names(),
         )
         for name in ("best.pt", "last.pt"):
             update_checkpoint(t.run / name, classifier=t.det.classifier.state(), config=t.extra["config"])

@@ -94,6 +94,9 @@ class ClassifierConfig:
     # taught as a background output: the crop re-ranks the faces too. 0: classes only.
     negatives: int = 3
     beta: float = 0.5  # weight of the classifier's face probability in a face's score (with negatives)
+    # The classifier also draws each face's box from its crop (one head per box style), and a face's
+    # box moves this far to it (0: the detector's boxes, no box head).
+    refine: float = 0.5
     batch: int = 64
     lr: float = 1e-3
 
@@ -346,7 +349,12 @@ def has_classifier(state: dict[str, Any], wanted: ClassifierConfig) -> bool:
     made = config_from_dict(state.get("config") or {}).classifier
     saved = state.get("classifier") or {}
     # a config saved before a setting existed reads as its default: the classifier itself says what it has
-    return bool(saved) and made == wanted and saved.get("background", False) == (wanted.negatives > 0)
+    return (
+        bool(saved)
+        and made == wanted
+        and saved.get("background", False) == (wanted.negatives > 0)
+        and bool(saved.get("box_styles")) == (wanted.refine > 0)
+    )
 
 
 def check_resumable(cfg: TrainConfig, saved: dict[str, Any], run: Path | None = None) -> None:
@@ -432,6 +440,7 @@ def check_config(cfg: TrainConfig) -> None:
         (0 <= cfg.classifier.alpha <= 1, f"classifier.alpha is in [0, 1], got {cfg.classifier.alpha}"),
         (cfg.classifier.negatives >= 0, f"classifier.negatives must be >= 0, got {cfg.classifier.negatives}"),
         (0 <= cfg.classifier.beta < 1, f"classifier.beta is in [0, 1), got {cfg.classifier.beta}"),
+        (0 <= cfg.classifier.refine <= 1, f"classifier.refine is in [0, 1], got {cfg.classifier.refine}"),
         (cfg.classifier.batch >= 1, f"classifier.batch must be at least 1, got {cfg.classifier.batch}"),
         (cfg.classifier.lr > 0, f"classifier.lr must be positive, got {cfg.classifier.lr}"),
         (

@@ -37,6 +37,9 @@ MAX_FACES = 100
 NEGATIVE_IOU = 0.3
 #: ... and scoring at least this as a face (the detector's confident mistakes, not its noise floor).
 NEGATIVE_MIN_SCORE = 0.01
+#: A box regressor's centre offsets are in this fraction of its crop's side (quarters: about unit scale
+#: for the offsets a detector makes).
+OFFSET_UNIT = 0.25
 
 
 def square_crop(
@@ -91,6 +94,56 @@ def group_faces(found: Detections, iou: float) -> tuple[np.ndarray, np.ndarray]:
         1,
     ).astype(np.float32)
     return boxes, best
+
+
+def _squares(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre x, centre y and longer side of each box: the square a crop is cut around."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    side = np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1.0)
+    return (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, side
+
+
+def box_deltas(boxes: np.ndarray, targets: np.ndarray, context: float = CONTEXT) -> np.ndarray:
+    """What a box regressor looking at the crops of ``boxes`` (:func:`square_crop`) learns to say about
+    ``targets``: centre offsets in :data:`OFFSET_UNIT` of the crop's side, then the log of the target's
+    width and height over the cropped box's longer side. (N, 4) float32; :func:`apply_deltas` inverts it.
+
+    Relative to the crop, so one network serves faces of every size, and only the crop decides."""
+    cx, cy, side = _squares(boxes)
+    t = np.asarray(targets, np.float64).reshape(-1, 4)
+    unit = side * context * OFFSET_UNIT
+    w, h = np.maximum(t[:, 2] - t[:, 0], 1e-6), np.maximum(t[:, 3] - t[:, 1], 1e-6)
+    return np.stack(
+        [
+            ((t[:, 0] + t[:, 2]) / 2 - cx) / unit,
+            ((t[:, 1] + t[:, 3]) / 2 - cy) / unit,
+            np.log(w / side),
+            np.log(h / side),
+        ],
+        1,
+    ).astype(np.float32)
+
+
+def apply_deltas(boxes: np.ndarray, deltas: np.ndarray, context: float = CONTEXT) -> np.ndarray:
+    """The boxes a regressor's ``deltas`` (:func:`box_deltas`) describe around the crops of ``boxes``."""
+    cx, cy, side = _squares(boxes)
+    d = np.asarray(deltas, np.float64).reshape(-1, 4)
+    unit = side * context * OFFSET_UNIT
+    x, y = cx + d[:, 0] * unit, cy + d[:, 1] * unit
+    w, h = np.exp(np.clip(d[:, 2], -4, 4)) * side, np.exp(np.clip(d[:, 3], -4, 4)) * side
+    return np.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], 1).astype(np.float32)
+
+
+def refine_boxes(
+    boxes: np.ndarray, deltas: np.ndarray, weight: float, context: float = CONTEXT
+) -> np.ndarray:
+    """Each face's box moved ``weight`` of the way to the box the crop regressor draws: the crop sees the
+    face at its own resolution, the detector the whole image; their mean is better than either (measured
+    in MODEL_CARD.md)."""
+    if weight <= 0 or not len(boxes):
+        return boxes
+    drawn = apply_deltas(boxes, deltas, context)
+    return ((1.0 - weight) * np.asarray(boxes, np.float32) + weight * drawn).astype(np.float32)
 
 
 def face_floor(conf: float, beta: float) -> float:

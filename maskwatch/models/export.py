@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 META_PREFIX = "maskwatch."
 #: Bumped whenever the exported graph or its metadata change meaning: cached exports keyed on it.
-EXPORT_FORMAT = 3  # 2: the crop classifier in the metadata; 3: its background output and beta
+EXPORT_FORMAT = 4  # 2: the crop classifier in the metadata; 3: its background output and beta; 4: boxes
 
 
 def export_onnx_bytes(
@@ -92,10 +92,14 @@ def export_onnx_bytes(
                 "alpha": clf.alpha,
                 "beta": clf.beta,
                 "background": clf.background,
+                "box_styles": list(clf.box_styles),
+                "refine": clf.refine,
                 "input": "crops: (M, 3, size, size) float32 RGB 0-255, the square of context x a face box's "
                 "longer side around its centre, resized (maskwatch.models.crops.square_crop)",
-                "output": "probs: (M, C) class probabilities, (M, C + 1) with background: last",
-                "rule": "maskwatch.models.crops.decide",
+                "output": "probs: (M, C) class probabilities, (M, C + 1) with background: last; with "
+                "box_styles, deltas: (M, styles, 4) each face's box per style "
+                "(maskwatch.models.crops.box_deltas)",
+                "rule": "maskwatch.models.crops.refine_boxes, then maskwatch.models.crops.decide",
             }
         )
         meta["classifier_onnx"] = base64.b64encode(classifier_onnx_bytes(clf)).decode("ascii")
@@ -108,15 +112,17 @@ def export_onnx_bytes(
 
 
 def classifier_onnx_bytes(clf: FaceClassifier) -> bytes:
-    """The crop classifier alone as an ONNX model (softmax in the graph, any number of crops)."""
+    """The crop classifier alone as an ONNX model (softmax in the graph, any number of crops; a second
+    output, ``deltas``, if it has a box head)."""
     import onnx
     import torch
 
     from maskwatch.models.classifier import Softmaxed
 
     module = Softmaxed(copy.deepcopy(clf.net).cpu().eval())
-    names = {"input_names": ["crops"], "output_names": ["probs"], "opset_version": OPSET}
-    dynamic_axes = {"crops": {0: "faces"}, "probs": {0: "faces"}}
+    outputs = ["probs", "deltas"] if clf.box_styles else ["probs"]
+    names = {"input_names": ["crops"], "output_names": outputs, "opset_version": OPSET}
+    dynamic_axes = {name: {0: "faces"} for name in ["crops", *outputs]}
     dummy = torch.zeros(2, 3, clf.size, clf.size)
     model = onnx.load_from_string(_torchscript_export(module, dummy, names, dynamic_axes))
     onnx.checker.check_model(model)

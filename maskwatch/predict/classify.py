@@ -1,5 +1,6 @@
 """The second stage behind any predictor: the first stage's per-class detections become faces, and a crop
-classifier re-decides each face's class (:mod:`maskwatch.models.crops` holds the rule).
+classifier re-decides each face's class and, if it learned to, re-draws its box
+(:mod:`maskwatch.models.crops` holds the rules).
 
 Torch-free: the classifier is anything with :class:`CropClassifier`'s shape, the torch module of a
 checkpoint (:class:`TorchCropClassifier`) or the classifier model an ONNX export carries in its metadata
@@ -14,20 +15,24 @@ from typing import Any, Protocol
 import numpy as np
 
 from maskwatch.detections import Detections
-from maskwatch.models.crops import FIRST_STAGE_CONF, decide, face_crops, face_floor, group_faces
+from maskwatch.models.crops import FIRST_STAGE_CONF, decide, face_crops, face_floor, group_faces, refine_boxes
 from maskwatch.predict.base import Predictor, Prepared, Wrapper
 
 
 class CropClassifier(Protocol):
-    """Crops (M, 3, size, size) float32 RGB 0-255 in, class probabilities (M, C) out, or (M, C + 1) with
-    the background's last (then ``beta`` > 0 weighs it in the face score)."""
+    """Crops (M, 3, size, size) float32 RGB 0-255 in; out, class probabilities (M, C), or (M, C + 1) with
+    the background's last (then ``beta`` > 0 weighs it in the face score), and, with a box head, each
+    face's box deltas per style of ``box_styles`` (M, S, 4; :func:`~maskwatch.models.crops.box_deltas`),
+    which move its box ``refine`` of the way, else None."""
 
     size: int
     context: float
     alpha: float
     beta: float
+    refine: float
+    box_styles: tuple[str, ...]
 
-    def classify(self, crops: np.ndarray) -> np.ndarray: ...
+    def classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 class TorchCropClassifier:
@@ -36,12 +41,13 @@ class TorchCropClassifier:
     def __init__(self, classifier: Any) -> None:
         self.classifier = classifier
         self.size, self.context, self.alpha = classifier.size, classifier.context, classifier.alpha
-        self.beta = classifier.beta
+        self.beta, self.refine, self.box_styles = classifier.beta, classifier.refine, classifier.box_styles
 
-    def classify(self, crops: np.ndarray) -> np.ndarray:
+    def classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
-        return self.classifier.probs(torch.from_numpy(crops)).cpu().numpy()
+        probs, deltas = self.classifier.run(torch.from_numpy(crops))
+        return probs.cpu().numpy(), None if deltas is None else deltas.cpu().numpy()
 
 
 class ClassifiedPredictor(Wrapper, Predictor):
@@ -89,8 +95,14 @@ class ClassifiedPredictor(Wrapper, Predictor):
             crops.append(face_crops(p.image, boxes[ok], clf.size, clf.context))
         # every face of the batch in one classifier run
         stacked = np.concatenate(crops)
-        probs = clf.classify(stacked) if len(stacked) else np.zeros((0, k), np.float32)
+        probs, deltas = clf.classify(stacked) if len(stacked) else (np.zeros((0, k), np.float32), None)
         ends = np.cumsum([len(c) for c in crops])[:-1]
+        if deltas is not None and clf.refine > 0 and self.box_style in clf.box_styles:
+            style = clf.box_styles.index(self.box_style)  # the boxes drawn as the detector draws them
+            moved = refine_boxes(
+                np.concatenate([b for b, _ in faces]), deltas[:, style], clf.refine, clf.context
+            )
+            faces = [(b, best) for b, (_, best) in zip(np.split(moved, ends), faces, strict=True)]
         return [
             decide(boxes, best, pr, clf.alpha, conf, agnostic, self.class_names, p.shape, clf.beta)
             for p, (boxes, best), pr in zip(batch, faces, np.split(probs, ends), strict=True)

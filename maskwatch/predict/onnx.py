@@ -107,7 +107,9 @@ class OnnxCropClassifier:
         self.size, self.context = int(settings["size"]), float(settings["context"])
         self.alpha = float(settings["alpha"])
         self.beta = float(settings.get("beta", 0.0))  # exports made before backgrounds existed: none
+        self.box_styles = tuple(settings.get("box_styles", ()))  # nor, before box heads, a box head
+        self.refine = float(settings.get("refine", 0.0))
 
-    def classify(self, crops: np.ndarray) -> np.ndarray:
-        (probs,) = self.session.run(None, {"crops": crops})
-        return np.asarray(probs)
+    def classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        outputs = self.session.run(None, {"crops": crops})
+        return np.asarray(outputs[0]), np.asarray(outputs[1]) if len(outputs) > 1 else None
