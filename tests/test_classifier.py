@@ -314,10 +314,12 @@ def test_training_stores_the_classifier_and_every_runtime_agrees(two_stage: Path
     assert isinstance(torch_p, ClassifiedPredictor)
     want = torch_p.predict(frames, conf=0.05, agnostic=False)
     assert sum(len(d) for d in want) > 0 and torch_p.predict([]) == []
-    # the box head moves the boxes, never the scores
-    torch_p.classifier.refine = 0.0
+    # the box head moves the boxes, never the scores; behind --tta the looks' fused box stays where it is
+    assert torch_p.refine == ClassifierConfig.refine
+    assert load_predictor(two_stage / "last.pt", "torch", tta=True).refine == 0.0
+    torch_p.refine = 0.0
     unmoved = torch_p.predict(frames, conf=0.05, agnostic=False)
-    torch_p.classifier.refine = ClassifierConfig.refine
+    torch_p.refine = ClassifierConfig.refine
     for a, b in zip(want, unmoved, strict=True):
         np.testing.assert_array_equal(a.confidence, b.confidence)
     assert not np.allclose(np.concatenate([d.xyxy for d in want]), np.concatenate([d.xyxy for d in unmoved]))

@@ -73,12 +73,14 @@ def load_predictor(
 
 def with_stages(model: Predictor | Detector, tta: bool, classifier: bool) -> Predictor | Detector:
     """``model`` behind the test-time augmentation (``tta``) and its own crop classifier (``classifier``,
-    if it has one): the augmentation finds the faces, the classifier decides their class once."""
+    if it has one): the augmentation finds the faces, the classifier decides their class once. The fused
+    box of the augmentation's looks is already an average, so the classifier's box head leaves it where it
+    is (moving it towards one crop's box cost 0.4 CV AP, MODEL_CARD.md)."""
     from maskwatch.predict.classify import crop_classifier_of, with_classifier
 
     clf = crop_classifier_of(model) if classifier else None
     staged: Predictor | Detector = with_tta(model) if tta else model
-    return with_classifier(staged, clf) if clf is not None else staged
+    return with_classifier(staged, clf, 0.0 if tta else None) if clf is not None else staged
 
 
 def with_tta(model: Predictor | Detector) -> Predictor:

@@ -58,9 +58,11 @@ class ClassifiedPredictor(Wrapper, Predictor):
     ``prepare`` is the inner predictor's (in the decoding thread) plus a reference to the frame for the crops.
     """
 
-    def __init__(self, inner: Predictor, classifier: CropClassifier) -> None:
+    def __init__(self, inner: Predictor, classifier: CropClassifier, refine: float | None = None) -> None:
         self.inner = self.wrapped = inner
         self.classifier = classifier
+        # how far each face's box moves to the classifier's (default: the classifier's own weight)
+        self.refine = classifier.refine if refine is None else float(refine)
         self.backend = inner.backend
         self.name = inner.name
         self.class_names = tuple(inner.class_names)
@@ -97,10 +99,10 @@ class ClassifiedPredictor(Wrapper, Predictor):
         stacked = np.concatenate(crops)
         probs, deltas = clf.classify(stacked) if len(stacked) else (np.zeros((0, k), np.float32), None)
         ends = np.cumsum([len(c) for c in crops])[:-1]
-        if deltas is not None and clf.refine > 0 and self.box_style in clf.box_styles:
+        if deltas is not None and self.refine > 0 and self.box_style in clf.box_styles:
             style = clf.box_styles.index(self.box_style)  # the boxes drawn as the detector draws them
             moved = refine_boxes(
-                np.concatenate([b for b, _ in faces]), deltas[:, style], clf.refine, clf.context
+                np.concatenate([b for b, _ in faces]), deltas[:, style], self.refine, clf.context
             )
             faces = [(b, best) for b, (_, best) in zip(np.split(moved, ends), faces, strict=True)]
         return [
@@ -109,13 +111,16 @@ class ClassifiedPredictor(Wrapper, Predictor):
         ]
 
 
-def with_classifier(model: Any, classifier: CropClassifier) -> ClassifiedPredictor:
-    """``model`` (a predictor or a detector) behind ``classifier`` (see :func:`crop_classifier_of`)."""
+def with_classifier(
+    model: Any, classifier: CropClassifier, refine: float | None = None
+) -> ClassifiedPredictor:
+    """``model`` (a predictor or a detector) behind ``classifier`` (see :func:`crop_classifier_of`);
+    ``refine`` overrides its box weight."""
     if not isinstance(model, Predictor):
         from maskwatch.predict.torch_backend import DetectorPredictor
 
         model = DetectorPredictor(model)
-    return ClassifiedPredictor(model, classifier)
+    return ClassifiedPredictor(model, classifier, refine)
 
 
 def crop_classifier_of(model: Any) -> CropClassifier | None:
