@@ -418,11 +418,14 @@ def test_predictions_on_a_coco_file_need_no_image_files(voc: Path, tmp_path: Pat
         "--predictions",
         alone / "coco_instances_results.json",
     ]
-    assert run(*args, "--json", tmp_path / "m.json", "--out", tmp_path / "out") == 0
+    assert run(*args, "--json", tmp_path / "m.json", "--out", tmp_path / "out", "--errors") == 0
     m, before = (json.loads(p.read_text()) for p in (tmp_path / "m.json", first / "metrics.json"))
     assert m["images"] == 4 and m["AP"] == before["AP"] < 100
     page = (tmp_path / "out" / "gallery" / "index.html").read_text()
     assert "4 image file(s) not found, left out." in page
+    # --errors still measures; its crops need pixels, so no sheet is drawn
+    assert m["errors"]["missed"] == 1 and not (tmp_path / "out" / "errors").exists()
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["files"]["errors"] == []
     # a model, on the other hand, needs the pixels: the missing image is named
     assert run("eval", "--data", alone / "ground_truth.json", "--model", "nope.pt") == 1
 

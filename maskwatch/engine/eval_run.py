@@ -56,6 +56,7 @@ def run_eval(
     tta: bool = False,
     classifier: bool = True,
     agnostic: bool = False,
+    errors: bool = False,
     progress: bool = True,
 ) -> EvalReport:
     """Score ``model`` (default: the built-in default) or a COCO ``predictions`` file on ``data``.
@@ -67,7 +68,8 @@ def run_eval(
     scores the model with test-time augmentation (mirrored and enlarged views, fused); ``classifier``
     False scores a model that has a crop classifier without it (its detector alone). ``agnostic``
     scores every face as one class (:func:`~maskwatch.engine.evaluate.as_faces`): found or not, whatever
-    its class.
+    its class. ``errors`` adds where AP50 goes (:mod:`~maskwatch.engine.errors`; with ``out``, a contact
+    sheet of each kind of error).
     Returns the :class:`~maskwatch.engine.evaluate.EvalReport`.
     """
     t0 = time.perf_counter()
@@ -123,6 +125,7 @@ def run_eval(
         iou_thr=iou_thr,
         bootstrap=bootstrap,
         seed=seed,
+        errors=errors,
     )
     report.extra = extra
     report.seconds = time.perf_counter() - t0

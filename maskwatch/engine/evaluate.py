@@ -55,6 +55,7 @@ from maskwatch.engine.predict import predict_images
 from maskwatch.errors import MaskwatchError
 
 if TYPE_CHECKING:  # the models import torch; scoring a predictions file does not need it
+    from maskwatch.engine.errors import ErrorBreakdown
     from maskwatch.models.base import Detector
     from maskwatch.predict import Predictor
 
@@ -593,6 +594,7 @@ class EvalReport:
     at_iou: EvalRun | None = None  # --iou-thr, on the range of interest when there is one
     confusion_all: Confusion | None = None  # the operating point on all faces, when ``confusion`` is not
     bootstrap: dict[str, Any] | None = None  # {"resamples": N, "seed": S, "level": 95}
+    errors: ErrorBreakdown | None = None  # where AP50 goes (--errors), on the range of interest if any
 
     def summary_json(self) -> dict[str, Any]:
         """The ``--json`` object: percent values, NaN (no ground truth) written as null."""
@@ -604,6 +606,8 @@ class EvalReport:
             out["iou_thr"] = self.at_iou.to_json(self.images)
         if self.bootstrap is not None:
             out["bootstrap"] = self.bootstrap
+        if self.errors is not None:
+            out["errors"] = self.errors.to_json()
         if self.extra:  # what was scored on what: model, data, split, box style, --tta, crop classifier
             out["run"] = self.extra
         return json_safe(out)
@@ -639,10 +643,12 @@ def evaluate_dataset(
     iou_thr: float | None = None,
     bootstrap: int = 0,
     seed: int = 0,
+    errors: bool = False,
 ) -> EvalReport:
     """Full evaluation: COCO metrics on all faces, on the range of interest (``min_size`` > 0), at one IoU
-    (``iou_thr``), with ``bootstrap`` resamples for intervals, and the confusion matrix at the ``conf``
-    operating point (on the range of interest when there is one, and on all faces for the PR-curve dots).
+    (``iou_thr``), with ``bootstrap`` resamples for intervals, the confusion matrix at the ``conf``
+    operating point (on the range of interest when there is one, and on all faces for the PR-curve dots),
+    and with ``errors`` where AP50 goes (:mod:`maskwatch.engine.errors`).
 
     ``workers`` processes share pycocotools' per-image matching (default: :func:`default_workers`).
     """
@@ -664,7 +670,12 @@ def evaluate_dataset(
     confusion_all = (
         ConfusionEvaluator(class_names, "operating_point_all", conf=conf) if min_size > 0 else None
     )
-    parts = [e for e in (full, roi, at_iou, confusion, confusion_all) if e is not None]
+    breakdown = None
+    if errors:
+        from maskwatch.engine.errors import ErrorEvaluator  # it builds on this module: imported late
+
+        breakdown = ErrorEvaluator(class_names, "errors", ids, min_size, conf, workers)
+    parts = [e for e in (full, roi, at_iou, confusion, confusion_all, breakdown) if e is not None]
     evaluators = DatasetEvaluators(parts)
     evaluators.reset()
     evaluators.process(ds.records, predictions)
@@ -681,4 +692,5 @@ def evaluate_dataset(
         at_iou=at_iou.run if at_iou else None,
         confusion_all=confusion_all.confusion if confusion_all else None,
         bootstrap=None if not bootstrap else {"resamples": bootstrap, "seed": seed, "level": INTERVAL},
+        errors=breakdown.errors if breakdown else None,
     )

@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 from maskwatch.data.record import Dataset
 from maskwatch.detections import Detections
 from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, Confusion, ImageMatch
-from maskwatch.engine.evaluate import SUMMARY_KEYS, EvalReport, EvalRun, mean_precision
+from maskwatch.engine.errors import KIND_HELP, KINDS, ErrorBreakdown
+from maskwatch.engine.evaluate import MATCH_IOU, SUMMARY_KEYS, EvalReport, EvalRun, mean_precision
 from maskwatch.io import atomic_dir, check_output, check_replaceable, load_image, write_json
 
 RESULTS_FILE = "coco_instances_results.json"  # the name Detectron2 gives it
@@ -31,6 +32,8 @@ GROUND_TRUTH_FILE = "ground_truth.json"
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.png"
 GALLERY_DIR = "gallery"
+ERRORS_DIR = "errors"  # --errors: a contact sheet per kind of false detection, and of the missed faces
+SHEET_TILE = 128  # px, side of one crop in those sheets
 GALLERY_SIDE = 1024  # long side of gallery images (at most 2× the original): tiny faces visible, pages light
 
 # Gallery colours (RGB): ground truth in greens/yellow, predictions in blue/orange/red, ignored in grey.
@@ -119,7 +122,110 @@ def format_report(report: EvalReport) -> str:
             [[n, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1"])] for n, v in c["per_class"].items()],
         ),
     ]
+    if report.errors is not None:
+        parts.append("\n" + format_errors(report.errors, roi_name))
     return "\n".join(parts) + "\n"
+
+
+def format_errors(errors: ErrorBreakdown, roi_name: str = "") -> str:
+    """The ``--errors`` table: false detections by kind, and AP50 without each kind."""
+    e = errors
+
+    def gain(v: float) -> str:
+        return f"{_pct(v)} ({v - e.ap50:+.1f})"
+
+    missed = f"{e.missed} of {e.faces} faces found by no detection" + (
+        f" (median {np.median(e.missed_sizes):.0f} px, {int((e.missed_sizes < 16).sum())} under 16 px; "
+        f"all faces: median {np.median(e.face_sizes):.0f} px)"
+        if e.missed
+        else ""
+    )
+    rows = [
+        [kind, KIND_HELP[kind], e.counts[kind], e.counts_at_conf[kind], gain(e.without[kind])]
+        for kind in KINDS
+    ]
+    rows.append(
+        [
+            "all of them",
+            "the rest is missed faces",
+            sum(e.counts.values()),
+            sum(e.counts_at_conf.values()),
+            gain(e.ceiling),
+        ]
+    )
+    where = f", faces {roi_name}" if roi_name else ""
+    return "\n".join(
+        [
+            f"Where AP50 goes (IoU {MATCH_IOU:g}{where}): AP50 {_pct(e.ap50)}; {missed}.",
+            pipe_table(
+                ["false detections", "what they are", "all", f"score >= {e.conf:g}", "AP50 without them"],
+                rows,
+            ),
+        ]
+    )
+
+
+def contact_sheet(tiles: Sequence[tuple[Path, np.ndarray, str]], columns: int = 10) -> Image.Image:
+    """A grid of crops around ``(image file, xyxy box, caption)`` tiles: each crop is 2.5x the box's long
+    side, the box drawn in it, the caption under it. Images are read once however many tiles they give."""
+    font = _font(11)
+    side, caption_h = SHEET_TILE, 16
+    sheet = Image.new(
+        "RGB", (side * min(columns, len(tiles)), (side + caption_h) * -(-len(tiles) // columns))
+    )
+    draw = ImageDraw.Draw(sheet)
+    images: dict[Path, np.ndarray] = {}
+    for n, (path, box, caption) in enumerate(tiles):
+        image = images.setdefault(path, load_image(path))
+        h, w = image.shape[:2]
+        (x0, y0, x1, y1), half = box, max(box[2] - box[0], box[3] - box[1], 4) * 1.25
+        ox, oy = (x0 + x1) / 2 - half, (y0 + y1) / 2 - half  # the crop's corner, maybe outside the image
+        left, top = int(max(ox, 0)), int(max(oy, 0))
+        crop = Image.fromarray(
+            image[top : int(min(oy + 2 * half, h)) + 1, left : int(min(ox + 2 * half, w)) + 1]
+        )
+        scale = side / (2 * half)
+        crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))))
+        tile = Image.new(
+            "RGB", (side, side)
+        )  # black where the crop runs off the image: the box stays centred
+        tile.paste(crop, (round((left - ox) * scale), round((top - oy) * scale)))
+        ImageDraw.Draw(tile).rectangle(
+            [(x0 - ox) * scale, (y0 - oy) * scale, (x1 - ox) * scale, (y1 - oy) * scale],
+            outline=(0, 255, 0),
+            width=2,
+        )
+        col, row = n % columns, n // columns
+        sheet.paste(tile, (col * side, row * (side + caption_h)))
+        draw.text(
+            (col * side + 2, row * (side + caption_h) + side + 1), caption, fill=(255, 255, 255), font=font
+        )
+    return sheet
+
+
+def write_error_sheets(errors: ErrorBreakdown, ds: Dataset, out: Path) -> list[str]:
+    """One contact sheet per kind of false detection (``<kind>.jpg``, highest scores first) and one of the
+    missed faces (``missed.jpg``, largest first), so the breakdown can be looked at: background detections
+    on unlabelled faces say "label more", on walls and hands "train more". Returns the files written;
+    images whose file is missing (``--predictions`` scored on sizes alone) are left out."""
+    written = []
+    for kind, items in errors.examples.items():
+        tiles = [
+            (
+                ds.records[i].image,
+                box,
+                (f"{score:.2f}  " if math.isfinite(score) else "")
+                + f"{name} {min(box[2] - box[0], box[3] - box[1]):.0f}px",
+            )
+            for i, box, score, name in items
+            if ds.records[i].image.is_file()
+        ]
+        if tiles:
+            out.mkdir(parents=True, exist_ok=True)
+            name = safe_name(kind) + ".jpg"  # photographs: a tenth of the PNG's size
+            contact_sheet(tiles).save(out / name, quality=85)
+            written.append(name)
+    return written
 
 
 def safe_name(name: str) -> str:
@@ -358,6 +464,7 @@ def write_outputs(
         plot_pr_curves(report, tmp)
         plot_confusion(report, tmp / CONFUSION_FILE)
         shown = write_gallery(report, ds, predictions, tmp / GALLERY_DIR, gallery)
+        sheets = write_error_sheets(report.errors, ds, tmp / ERRORS_DIR) if report.errors else []
         metrics = report.metrics_json()
         metrics["files"] = {
             "results": RESULTS_FILE,
@@ -367,5 +474,7 @@ def write_outputs(
             "gallery": f"{GALLERY_DIR}/index.html",
             "gallery_images": shown,
         }
+        if report.errors:
+            metrics["files"]["errors"] = [f"{ERRORS_DIR}/{n}" for n in sheets]
         write_json(tmp / METRICS_FILE, metrics)
     return out
