@@ -54,6 +54,7 @@ def main() -> None:
     p.add_argument(
         "--no-classifier", action="store_true", help="fold models that have a crop classifier: run without it"
     )
+    p.add_argument("--errors", action="store_true", help="where each fold's AP50 goes (as eval --errors)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", help="write the summary here")
     a = p.parse_args()
@@ -72,7 +73,9 @@ def main() -> None:
             refine=a.refine,
         )
     t0 = time.process_time()
-    summary = rescore_cv(a.cv, tta=a.tta, imgsz=a.imgsz, agnostic=a.agnostic, classifier=classifier)
+    summary = rescore_cv(
+        a.cv, tta=a.tta, imgsz=a.imgsz, agnostic=a.agnostic, classifier=classifier, errors=a.errors
+    )
     minutes = (time.process_time() - t0) / 60
     chosen = (
         "TTA" if a.tta else "",

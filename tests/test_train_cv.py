@@ -16,6 +16,7 @@ import torch
 from maskwatch.cli import main
 from maskwatch.data.formats import load_dataset
 from maskwatch.engine.crossval import cross_validate, format_cv, make_folds, read_cv, rescore_cv, summarise
+from maskwatch.engine.errors import BACKGROUND, KINDS
 from maskwatch.engine.train import HookBase, Trainer, with_extras
 from maskwatch.engine.train_config import ClassifierConfig, TrainConfig, make_config
 from maskwatch.errors import MaskwatchError
@@ -80,6 +81,40 @@ def test_summary_aggregates_the_folds() -> None:
     table = format_cv(s)
     assert "| mean ± std |" in table and "50.0 ± 10.0" in table and "35.0 ± 7.1" in table
     assert "nan" in table.splitlines()[4], "fold 2's missing class shows as nan, not 0"
+    assert "Where AP50 goes" not in table
+
+
+def test_summary_averages_where_ap50_goes() -> None:
+    def errors(ap50: float, bg: float, missed: int) -> dict:
+        kinds = {k: {"all": 2, "at_conf": 1, "AP50_without": ap50} for k in KINDS}
+        kinds[BACKGROUND]["AP50_without"] = bg
+        return {
+            "AP50": ap50,
+            "false_detections": kinds,
+            "AP50_without_any_false_detection": bg + 1,
+            "faces": 10,
+            "missed": missed,
+            "missed_under_16px": missed,
+        }
+
+    rows = [
+        {
+            "fold": i,
+            "images": 3,
+            "AP": 1.0,
+            "AP50": a,
+            "AP75": 1.0,
+            "per_class": {"a": 1.0},
+            "errors": errors(a, b, m),
+        }
+        for i, (a, b, m) in enumerate([(80.0, 84.0, 1), (90.0, 92.0, 3)], start=1)
+    ]
+    s = summarise(rows)
+    e = s["errors"]
+    assert e["AP50"] == 85.0 and e["false_detections"][BACKGROUND]["AP50_without"] == 88.0
+    assert e["false_detections"][BACKGROUND]["all"] == 4 and (e["faces"], e["missed"]) == (20, 4)
+    table = format_cv(s)
+    assert "Where AP50 goes" in table and "| mean |" in table and "+3.0" in table and "4 of 20" in table
 
 
 @pytest.mark.slow
@@ -137,10 +172,17 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
         expected = with_extras(main_ds.subset(others), [extra_ds]).fingerprint()
         assert torch.load(cv / f"fold{i + 1}" / "last.pt", weights_only=False)["dataset_hash"] == expected
     # the fold models scored again as trained reproduce the CV's numbers; with TTA the same folds are scored
-    again = rescore_cv(cv)
+    again = rescore_cv(cv, errors=True)
     for key in ("AP", "AP50", "AP75"):
         assert [r[key] for r in again["folds"]] == [r[key] for r in summary["folds"]]
         assert [r[key] for r in again["sources"][extra.name]["folds"]] == [r[key] for r in ilc["folds"]]
+    # where each fold's AP50 goes: pycocotools at IoU 0.5 alone gives the fold's own AP50 back
+    for part in (again, again["sources"][extra.name]):
+        assert [r["errors"]["AP50"] for r in part["folds"]] == pytest.approx(
+            [r["AP50"] for r in part["folds"]]
+        )
+        assert part["errors"]["AP50"] == pytest.approx(part["mean"]["AP50"], abs=0.01)
+    assert "Where AP50 goes" in format_cv(again) and "errors" not in summary
     for i in (1, 2, 3):
         assert torch.load(cv / f"fold{i}" / "last.pt", weights_only=False)["classifier"]["size"] == 48
     alone = rescore_cv(cv, classifier=False)  # the fold detectors alone

@@ -25,6 +25,7 @@ from pycocotools.cocoeval import COCOeval
 from maskwatch.boxes import box_iou, xywh_to_xyxy
 from maskwatch.data.coco import ImageId
 from maskwatch.data.record import Dataset
+from maskwatch.detections import Detections
 from maskwatch.engine.evaluate import (
     MATCH_IOU,
     OPERATING_CONF,
@@ -234,11 +235,47 @@ class ErrorEvaluator(DatasetEvaluator):
 
     def evaluate(self) -> dict[str, Any]:
         ds = Dataset(list(self._inputs), list(self.class_names))
-        ids = list(range(1, len(ds) + 1)) if self.image_ids is None else list(self.image_ids)
-        gt = coco_ground_truth(ds, self.class_names, ids, self.min_size)
-        preds = (
-            [d.filter(min_size=self.min_size) for d in self._outputs] if self.min_size > 0 else self._outputs
+        self.errors = error_breakdown(
+            ds, self._outputs, self.class_names, self.image_ids, self.min_size, self.conf, self.workers
         )
-        ev, _ = run_cocoeval(gt, coco_results(preds, self.class_names, ids), self.workers, MATCH_IOU)
-        self.errors = breakdown(ev, ids, self.class_names, self.conf, self.min_size)
         return {self.name: self.errors.to_json()}
+
+
+def error_breakdown(
+    ds: Dataset,
+    predictions: Sequence[Detections],
+    class_names: Sequence[str],
+    image_ids: Sequence[ImageId] | None = None,
+    min_size: float = 0.0,
+    conf: float = OPERATING_CONF,
+    workers: int = 1,
+) -> ErrorBreakdown:
+    """The :class:`ErrorBreakdown` of ``predictions`` on ``ds`` (faces >= ``min_size`` px when > 0)."""
+    ids = list(range(1, len(ds) + 1)) if image_ids is None else list(image_ids)
+    gt = coco_ground_truth(ds, class_names, ids, min_size)
+    preds = [d.filter(min_size=min_size) for d in predictions] if min_size > 0 else predictions
+    ev, _ = run_cocoeval(gt, coco_results(preds, class_names, ids), workers, MATCH_IOU)
+    return breakdown(ev, ids, class_names, conf, min_size)
+
+
+def mean_breakdown(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The mean over cross-validation folds of :meth:`ErrorBreakdown.to_json` dicts (counts summed)."""
+
+    def mean(values: Sequence[float]) -> float:
+        return round(float(np.mean(values)), 2)
+
+    return {
+        "AP50": mean([r["AP50"] for r in rows]),
+        "false_detections": {
+            k: {
+                "all": sum(r["false_detections"][k]["all"] for r in rows),
+                "at_conf": sum(r["false_detections"][k]["at_conf"] for r in rows),
+                "AP50_without": mean([r["false_detections"][k]["AP50_without"] for r in rows]),
+            }
+            for k in KINDS
+        },
+        "AP50_without_any_false_detection": mean([r["AP50_without_any_false_detection"] for r in rows]),
+        "faces": sum(r["faces"] for r in rows),
+        "missed": sum(r["missed"] for r in rows),
+        "missed_under_16px": sum(r["missed_under_16px"] for r in rows),
+    }

@@ -196,19 +196,26 @@ def validate(
     tta: bool = False,
     agnostic: bool = False,
     classifier: bool = True,
+    errors: bool = False,
 ) -> dict[str, Any]:
     """COCO metrics of the detector on a held-out set (the epoch's validation, or a CV fold), optionally
     behind the test-time augmentation, or class-agnostic (:func:`as_faces`); behind its crop classifier
-    if it has one, unless ``classifier`` is False."""
+    if it has one, unless ``classifier`` is False; with ``errors``, where AP50 goes (``"errors"``)."""
     from maskwatch.predict import with_stages
 
     det.model.eval()
     model = with_stages(det, tta, classifier)
     found = predict_dataset(model, val, batch, progress=False)
+    classes: Sequence[str] = det.class_names
     if agnostic:
         val, found = as_faces(val, found)
-        return evaluate(val, found, (FACE,))
-    return evaluate(val, found, det.class_names)
+        classes = (FACE,)
+    metrics = evaluate(val, found, classes)
+    if errors:
+        from maskwatch.engine.errors import error_breakdown
+
+        metrics["errors"] = error_breakdown(val, found, classes).to_json()
+    return metrics
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
