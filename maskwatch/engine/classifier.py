@@ -222,6 +222,9 @@ def train_classifier(
     if start is None:
         raise MaskwatchError("the crop classifier needs starting weights: set classifier.weights")
     clf.init_backbone(start)
+    # float32 as the trainer holds them: the jitter's arithmetic (and so the weights) must not depend on
+    # whether the boxes came from a dataset's float64 records or the trainer's arrays
+    boxes = [np.asarray(b, np.float32) for b in boxes]
     style = np.asarray(styles if styles is not None else [0] * len(images), dtype=np.int64)
     # each face's box style (-1: no box to learn, a background example)
     face_styles = [np.full(len(lab), s) for lab, s in zip(labels, style, strict=True)]
