@@ -3,7 +3,7 @@
 An AP50 short of a target can mean a weak detector or a learning base with unlabelled faces, and the two
 call for opposite work (train more, or label more). COCO AP alone cannot tell them apart; the kinds below
 (after TIDE, Bolya et al. 2020, reduced to what a face detector needs) can, and the crops of each kind
-(``eval --out``: ``errors/<kind>.png``) show which it is.
+(``eval --out``: ``errors/<kind>.jpg``) show which it is.
 
 Every number comes from pycocotools' own matching at IoU 0.5 and its own ``accumulate``: a kind's effect is
 measured by marking its detections ignored and accumulating again, so "AP50 without them" is exactly the
@@ -222,14 +222,8 @@ class ErrorEvaluator(DatasetEvaluator):
         conf: float = OPERATING_CONF,
         workers: int = 1,
     ) -> None:
-        self.class_names = tuple(class_names)
-        self.name, self.image_ids, self.min_size, self.conf, self.workers = (
-            name,
-            image_ids,
-            min_size,
-            conf,
-            workers,
-        )
+        self.class_names, self.name, self.image_ids = tuple(class_names), name, image_ids
+        self.min_size, self.conf, self.workers = min_size, conf, workers
         self.errors: ErrorBreakdown | None = None
         self.reset()
 
