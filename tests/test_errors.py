@@ -73,6 +73,17 @@ def test_each_false_detection_gets_its_kind_and_its_cost_in_ap50() -> None:
     assert (image, box.tolist(), name) == (0, C, "with_mask")
 
 
+def test_the_breakdown_is_the_same_with_parallel_matching() -> None:
+    # four images (two copies of each), so two workers each match a half (evaluate_parallel)
+    one = faces()
+    ds = Dataset([*one.records, *one.records], list(CLASSES))
+    preds = predictions() * 2
+    serial, parallel = breakdown(ds, preds), breakdown(ds, preds, workers=2)
+    assert parallel.to_json() == serial.to_json()
+    assert serial.counts[BACKGROUND] == 4 and serial.missed == 2
+    assert [x[0] for x in parallel.examples["missed"]] == [x[0] for x in serial.examples["missed"]]
+
+
 def test_faces_outside_the_range_of_interest_are_neither_missed_nor_errors() -> None:
     small = [200, 200, 210, 210]  # 10 px, ignored at --min-size 16
     ds = dataset([(A, "with_mask"), (small, "no_mask")])

@@ -181,6 +181,7 @@ def evaluate_parallel(ev: COCOeval, workers: int) -> None:
     finally:
         _FORKED = None
     p.imgIds, p.catIds, p.maxDets = img_ids, list(np.unique(p.catIds)), sorted(p.maxDets)
+    ev._prepare()  # the parent's own boxes by image and class, as a serial evaluate() leaves them
     ev.evalImgs = [
         e
         for k in range(len(p.catIds))
