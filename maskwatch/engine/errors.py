@@ -30,10 +30,8 @@ from maskwatch.engine.evaluate import (
     MATCH_IOU,
     OPERATING_CONF,
     DatasetEvaluator,
-    coco_ground_truth,
-    coco_results,
     mean_precision,
-    run_cocoeval,
+    score_coco,
 )
 
 # The kinds of false detection, in the order they are tested: the first that applies names it.
@@ -246,9 +244,7 @@ def error_breakdown(
 ) -> ErrorBreakdown:
     """The :class:`ErrorBreakdown` of ``predictions`` on ``ds`` (faces >= ``min_size`` px when > 0)."""
     ids = list(range(1, len(ds) + 1)) if image_ids is None else list(image_ids)
-    gt = coco_ground_truth(ds, class_names, ids, min_size)
-    preds = [d.filter(min_size=min_size) for d in predictions] if min_size > 0 else predictions
-    ev, _ = run_cocoeval(gt, coco_results(preds, class_names, ids), workers, MATCH_IOU)
+    _, _, ev, _ = score_coco(ds, predictions, class_names, ids, min_size, workers, MATCH_IOU)
     return breakdown(ev, ids, class_names, conf, min_size)
 
 

@@ -236,6 +236,25 @@ def run_cocoeval(
     return ev, buf.getvalue()
 
 
+def score_coco(
+    ds: Dataset,
+    predictions: Sequence[Detections],
+    class_names: Sequence[str],
+    image_ids: Sequence[ImageId] | None = None,
+    min_size: float = 0.0,
+    workers: int = 1,
+    iou_thr: float | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]], COCOeval, str]:
+    """``predictions`` on ``ds`` through pycocotools, on faces >= ``min_size`` px when > 0 (detections
+    under it dropped too, so they are neither hits nor errors): the ground truth and results as scored,
+    the evaluated (and accumulated) ``COCOeval`` and its summary text."""
+    gt = coco_ground_truth(ds, class_names, image_ids, min_size)
+    preds = [d.filter(min_size=min_size) for d in predictions] if min_size > 0 else predictions
+    results = coco_results(preds, class_names, image_ids)
+    ev, summary = run_cocoeval(gt, results, workers, iou_thr)
+    return gt, results, ev, summary
+
+
 def mean_precision(values: np.ndarray) -> float:
     """AP in percent as pycocotools' ``summarize`` takes it: the mean of the valid (> -1) interpolated
     precisions; NaN when there are none (no ground truth)."""
@@ -431,12 +450,9 @@ class COCOEvaluator(DatasetEvaluator):
 
     def evaluate(self) -> dict[str, Any]:
         ds = Dataset(list(self._inputs), list(self.class_names))
-        gt = coco_ground_truth(ds, self.class_names, self.image_ids, self.min_size)
-        preds = self._outputs
-        if self.min_size > 0:
-            preds = [d.filter(min_size=self.min_size) for d in preds]
-        results = coco_results(preds, self.class_names, self.image_ids)
-        ev, summary = run_cocoeval(gt, results, self.workers, self.iou_thr)
+        gt, results, ev, summary = score_coco(
+            ds, self._outputs, self.class_names, self.image_ids, self.min_size, self.workers, self.iou_thr
+        )
         # Reorder the category axis to class_names order through the ids, whatever order pycocotools used.
         k_of = {c: k for k, c in enumerate(ev.params.catIds)}
         order = [k_of[c] for c in category_ids(self.class_names).values()]
