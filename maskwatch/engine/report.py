@@ -25,6 +25,7 @@ from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, Co
 from maskwatch.engine.errors import KIND_HELP, KINDS, ErrorBreakdown
 from maskwatch.engine.evaluate import MATCH_IOU, SUMMARY_KEYS, EvalReport, EvalRun, mean_precision
 from maskwatch.io import atomic_dir, check_output, check_replaceable, load_image, write_json
+from maskwatch.models.crops import square_crop
 
 RESULTS_FILE = "coco_instances_results.json"  # the name Detectron2 gives it
 RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
@@ -34,6 +35,7 @@ CONFUSION_FILE = "confusion_matrix.png"
 GALLERY_DIR = "gallery"
 ERRORS_DIR = "errors"  # --errors: a contact sheet per kind of false detection, and of the missed faces
 SHEET_TILE = 128  # px, side of one crop in those sheets
+SHEET_CONTEXT = 2.5  # a crop's side in the sheets, in box sides: the face and what is around it
 GALLERY_SIDE = 1024  # long side of gallery images (at most 2× the original): tiny faces visible, pages light
 
 # Gallery colours (RGB): ground truth in greens/yellow, predictions in blue/orange/red, ignored in grey.
@@ -167,7 +169,8 @@ def format_errors(errors: ErrorBreakdown, roi_name: str = "") -> str:
 
 def contact_sheet(tiles: Sequence[tuple[Path, np.ndarray, str]], columns: int = 10) -> Image.Image:
     """A grid of crops around ``(image file, xyxy box, caption)`` tiles: each crop is 2.5x the box's long
-    side, the box drawn in it, the caption under it. Images are read once however many tiles they give."""
+    side (4 px at least), the box drawn in it, the caption under it, black where the crop runs off the
+    image so the box stays centred. Images are read once however many tiles they give."""
     font = _font(11)
     side, caption_h = SHEET_TILE, 16
     sheet = Image.new(
@@ -177,21 +180,12 @@ def contact_sheet(tiles: Sequence[tuple[Path, np.ndarray, str]], columns: int = 
     images: dict[Path, np.ndarray] = {}
     for n, (path, box, caption) in enumerate(tiles):
         image = images.setdefault(path, load_image(path))
-        h, w = image.shape[:2]
-        (x0, y0, x1, y1), half = box, max(box[2] - box[0], box[3] - box[1], 4) * 1.25
-        ox, oy = (x0 + x1) / 2 - half, (y0 + y1) / 2 - half  # the crop's corner, maybe outside the image
-        left, top = int(max(ox, 0)), int(max(oy, 0))
-        crop = Image.fromarray(
-            image[top : int(min(oy + 2 * half, h)) + 1, left : int(min(ox + 2 * half, w)) + 1]
-        )
-        scale = side / (2 * half)
-        crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))))
-        tile = Image.new(
-            "RGB", (side, side)
-        )  # black where the crop runs off the image: the box stays centred
-        tile.paste(crop, (round((left - ox) * scale), round((top - oy) * scale)))
+        long = max(box[2] - box[0], box[3] - box[1], 1.0)  # as square_crop measures it
+        window = max(long, 4.0) * SHEET_CONTEXT  # image pixels across the tile
+        tile = Image.fromarray(square_crop(image, box, side, window / long, fill=0))
+        centre = np.array([box[0] + box[2], box[1] + box[3]] * 2) / 2
         ImageDraw.Draw(tile).rectangle(
-            [(x0 - ox) * scale, (y0 - oy) * scale, (x1 - ox) * scale, (y1 - oy) * scale],
+            ((np.asarray(box[:4]) - centre) * (side / window) + side / 2).tolist(),
             outline=(0, 255, 0),
             width=2,
         )

@@ -49,16 +49,20 @@ def square_crop(
     context: float = CONTEXT,
     shift: tuple[float, float] = (0.0, 0.0),
     zoom: float = 1.0,
+    fill: int | None = None,
 ) -> np.ndarray:
     """The square of side ``context`` × the box's longer side around its centre, resized to ``size``;
-    parts outside the image repeat its edge pixels. ``shift`` (fractions of that side) and ``zoom``
-    jitter the square in training."""
+    parts outside the image repeat its edge pixels (what a network should see), or are ``fill`` (what a
+    person should see: where the image ends). ``shift`` (fractions of that side) and ``zoom`` jitter the
+    square in training."""
     x0, y0, x1, y1 = (float(v) for v in box[:4])
     side = max(x1 - x0, y1 - y0, 1.0)
     cx, cy = (x0 + x1) / 2 + shift[0] * side, (y0 + y1) / 2 + shift[1] * side
     k = size / (side * context * zoom)
     m = np.array([[k, 0, size / 2 - k * cx], [0, k, size / 2 - k * cy]], dtype=np.float32)
-    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mode = cv2.BORDER_REPLICATE if fill is None else cv2.BORDER_CONSTANT
+    value = (fill or 0,) * 3
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=mode, borderValue=value)
 
 
 def crop_batch(crops: Sequence[np.ndarray], size: int) -> np.ndarray:
