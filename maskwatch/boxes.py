@@ -18,7 +18,9 @@ __all__ = [
     "cxcywh_to_xyxy",
     "fuse_boxes",
     "hflip_boxes",
+    "match_boxes",
     "nms",
+    "paired_iou",
     "xywh_to_xyxy",
     "xyxy_to_cxcywh",
     "xyxy_to_xywh",
@@ -43,6 +45,33 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of ``a[i]`` with ``b[i]`` for each i: the diagonal of :func:`box_iou` without its N×N matrix."""
+    a, b = _as_boxes(a), _as_boxes(b)
+    wh = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    union = box_area(a) + box_area(b) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match_boxes(a: np.ndarray, b: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one-to-one pairs of ``a`` and ``b`` overlapping at least ``min_iou`` with the largest total IoU
+    (Hungarian assignment): ``(rows into a, cols into b, their IoUs)``.
+
+    Why not greedy: where boxes crowd, the best overall pairing is not the one that takes the best pair
+    first, and a tracker or a comparison of two label sets must not depend on the order boxes come in.
+    """
+    iou = box_iou(a, b)
+    if not iou.size:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    from scipy.optimize import linear_sum_assignment  # ~0.3 s to import: only when there is something to pair
+
+    rows, cols = linear_sum_assignment(-np.where(iou >= min_iou, iou, 0.0))  # a pair below counts for nothing
+    keep = iou[rows, cols] >= min_iou
+    return rows[keep].astype(np.int64), cols[keep].astype(np.int64), iou[rows[keep], cols[keep]]
 
 
 def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:

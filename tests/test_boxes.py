@@ -12,6 +12,7 @@ from maskwatch.boxes import (
     clip_boxes,
     cxcywh_to_xyxy,
     nms,
+    paired_iou,
     xywh_to_xyxy,
     xyxy_to_cxcywh,
     xyxy_to_xywh,
@@ -124,3 +125,12 @@ def test_hflip_boxes_mirrors_left_right_without_touching_the_input() -> None:
     np.testing.assert_array_equal(flipped, [[70, 5, 90, 25], [0, 0, 100, 50]])
     assert flipped.dtype == np.float32 and boxes[0, 0] == 10
     np.testing.assert_array_equal(hflip_boxes(flipped, 100), boxes)
+
+
+def test_paired_iou_is_the_diagonal_of_box_iou() -> None:
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 50, (30, 2))
+    a = np.concatenate([xy, xy + rng.uniform(0, 20, (30, 2))], axis=1)
+    b = a + rng.normal(0, 5, a.shape)
+    assert np.allclose(paired_iou(a, b), np.diag(box_iou(a, b)))
+    assert paired_iou(np.zeros((1, 4)), np.zeros((1, 4))).tolist() == [0.0]

@@ -1,4 +1,5 @@
-"""``maskwatch data``: build a learning base: stats, convert, split, frames, merge, prelabel, review.
+"""``maskwatch data``: build a learning base: stats, duplicates, convert, split, frames, merge, prelabel,
+review.
 
 Thin: each subcommand parses its options, calls :mod:`maskwatch.data` and prints a summary.
 """
@@ -13,6 +14,7 @@ from maskwatch.cli import add_stage_options
 from maskwatch.data.formats import FORMATS, load_dataset, save_dataset
 from maskwatch.data.stats import dataset_stats, format_stats
 from maskwatch.defaults import PRELABEL_CONF
+from maskwatch.errors import MaskwatchError
 from maskwatch.io import write_json
 
 
@@ -40,7 +42,7 @@ def _copy_option(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
-        help="build a learning base: stats, convert, split, frames, merge, prelabel, review",
+        help="build a learning base: stats, duplicates, convert, split, frames, merge, prelabel, review",
         description="Build a learning base. Formats: voc (LabelImg, Kaggle), yolo (LabelImg classes.txt and "
         "Ultralytics data.yaml), coco (Detectron2, pycocotools), createml. Split files are read from "
         "PATH/splits/{train,val,test}.txt, or from --split DIR.",
@@ -59,6 +61,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     s.add_argument("--plot", metavar="FILE", help="also draw a bar chart (PNG, SVG or PDF)")
     s.set_defaults(func=run_stats)
+
+    d = dsub.add_parser(
+        "duplicates",
+        help="near-duplicate images and whether their labels agree (box IoU, class, faces boxed once)",
+        description="Finds near-duplicate images (the difference hash 'data split' keeps together) and, for "
+        "each pair that is one picture up to scale, compares their labels face by face: how well two "
+        "labellings of one face overlap (which bounds the AP at strict IoU any model can score on these "
+        "labels), faces given two classes, faces boxed on one copy only. Pairs worth a labeller's look are "
+        "listed worst first.",
+    )
+    d.add_argument("path", help="learning base: folder or annotation file")
+    _input_options(d)
+    d.add_argument(
+        "--max-distance",
+        type=int,
+        default=6,
+        metavar="BITS",
+        help="hash bits two images may differ by and count as near-duplicates (default 6, as 'data split')",
+    )
+    d.add_argument("--json", metavar="FILE", help="also write the numbers, every group and every pair")
+    d.add_argument(
+        "--out", metavar="FILE", help="also draw the compared pairs, worst first, both labellings (JPEG/PNG)"
+    )
+    d.set_defaults(func=run_duplicates)
 
     c = dsub.add_parser("convert", help="convert between voc, yolo, coco and createml")
     c.add_argument("src", help="learning base to read (format detected)")
@@ -169,6 +195,30 @@ def run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_duplicates(args: argparse.Namespace) -> int:
+    from maskwatch.data.duplicates import duplicates_json, find_duplicates, format_duplicates
+    from maskwatch.io import atomic_write, check_output
+
+    for option, value in (("--json", args.json), ("--out", args.out)):
+        check_output(value, option, [args.path])
+    if args.out and Path(args.out).suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        raise MaskwatchError(f"--out {args.out}: give a .jpg or .png file")
+    ds = load_dataset(args.path, args.format, args.merge)
+    report = find_duplicates(ds, args.max_distance)
+    print(format_duplicates(report, str(args.path)), end="")
+    if args.out and report.copies:
+        from maskwatch.engine.report import duplicate_sheet
+
+        sheet = duplicate_sheet(report, ds)
+        with atomic_write(args.out, "wb") as f:
+            sheet.save(f, format="PNG" if args.out.lower().endswith(".png") else "JPEG", quality=90)
+        print(f"wrote {args.out}")
+    if args.json:
+        write_json(args.json, duplicates_json(report, ds))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def run_convert(args: argparse.Namespace) -> int:
     ds = load_dataset(args.src, args.format, args.merge, args.split)
     save_dataset(ds, args.dst, args.to, args.copy_images)
@@ -245,7 +295,6 @@ def run_merge(args: argparse.Namespace) -> int:
     from maskwatch.data.classmap import parse_merge
     from maskwatch.data.formats import detect_format
     from maskwatch.data.merge import merge_datasets
-    from maskwatch.errors import MaskwatchError
 
     if len(args.inputs) < 2:
         raise MaskwatchError("merge needs at least two learning bases")

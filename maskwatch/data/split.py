@@ -61,13 +61,14 @@ class _UnionFind:
         self.parent[self.find(a)] = self.find(b)
 
 
-def leakage_groups(ds: Dataset, max_distance: int = 6) -> list[list[int]]:
-    """Indices of records that must stay together: near-duplicate images and frames of one video."""
+def leakage_groups(ds: Dataset, max_distance: int = 6, videos: bool = True) -> list[list[int]]:
+    """Indices of records that must stay together: near-duplicate images and, with ``videos``, frames of
+    one video (without it, the near-duplicates alone: what :mod:`maskwatch.data.duplicates` compares)."""
     n = len(ds)
     uf = _UnionFind(n)
     by_video: dict[str, int] = {}
     for i, r in enumerate(ds.records):
-        m = FRAME_STEM.match(r.stem)
+        m = FRAME_STEM.match(r.stem) if videos else None
         if m:
             uf.union(i, by_video.setdefault(m["video"], i))
     hashes = np.array([dhash(r.image) for r in progress(ds.records, "hashing images")], dtype=np.uint64)

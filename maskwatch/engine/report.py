@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from maskwatch.data.duplicates import DuplicateReport, boxes_in
 from maskwatch.data.record import Dataset
 from maskwatch.detections import Detections
 from maskwatch.engine.confusion import FALSE_ALARM, HIT, IGNORED, MISS, SWAP, Confusion, ImageMatch
 from maskwatch.engine.errors import KIND_HELP, KINDS, ErrorBreakdown
 from maskwatch.engine.evaluate import MATCH_IOU, SUMMARY_KEYS, EvalReport, EvalRun, mean_precision
+from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_dir, check_output, check_replaceable, load_image, write_json
 from maskwatch.models.crops import square_crop
 
@@ -197,6 +199,55 @@ def contact_sheet(tiles: Sequence[tuple[Path, np.ndarray, str]], columns: int = 
     return sheet
 
 
+def _short(stem: str, n: int = 18) -> str:
+    """A file stem cut in the middle to fit a tile (md5 names keep their two ends)."""
+    return stem if len(stem) <= n else f"{stem[: n // 2 - 1]}..{stem[-(n // 2 - 1) :]}"
+
+
+COPY_COLOURS = ((0, 220, 0), (255, 0, 255))  # copy A's boxes, copy B's (``data duplicates --out``)
+
+
+def duplicate_sheet(report: DuplicateReport, ds: Dataset, limit: int = 48, columns: int = 4) -> Image.Image:
+    """The compared copies, worst agreement first: copy A's picture around its faces, copy A's boxes and
+    copy B's laid on it, so a labeller sees at a glance which of two labellings to keep."""
+    side, caption_h = 256, 42
+    pairs = report.copies[:limit]
+    if not pairs:
+        raise MaskwatchError("no two images are one picture: nothing to draw")
+    font = _font(11)
+    rows = -(-len(pairs) // columns)
+    sheet = Image.new("RGB", (side * min(columns, len(pairs)), (side + caption_h) * rows))
+    draw = ImageDraw.Draw(sheet)
+    for n, c in enumerate(pairs):
+        image = load_image(ds.records[c.a].image)
+        own, other = ds.records[c.a].boxes, boxes_in(ds, c.b, c.a)
+        both = (
+            np.concatenate([own, other]) if len(own) + len(other) else np.array([[0, 0, *image.shape[1::-1]]])
+        )
+        lo, hi = both[:, :2].min(0), both[:, 2:].max(0)
+        centre, long = (lo + hi) / 2, max(float((hi - lo).max()) * 1.3, 32.0)  # the faces and a margin
+        box = np.array([*(centre - long / 2), *(centre + long / 2)])
+        tile = Image.fromarray(square_crop(image, box, side, 1.0, fill=0))
+        tdraw = ImageDraw.Draw(tile)
+        for boxes, colour in zip((own, other), COPY_COLOURS, strict=True):
+            for b in boxes:
+                tdraw.rectangle(
+                    ((b - np.r_[box[:2], box[:2]]) * (side / long)).tolist(), outline=colour, width=2
+                )
+        col, row = n % columns, n // columns
+        sheet.paste(tile, (col * side, row * (side + caption_h)))
+        flags = [f"{c.class_differs} given two classes"] if c.class_differs else []
+        flags += [f"{len(c.only_a) + len(c.only_b)} boxed on one copy only"] if c.only_a or c.only_b else []
+        x, y = col * side + 2, row * (side + caption_h) + side + 1
+        for k, text in enumerate(
+            [f"{_short(c.stem_a)} / {_short(c.stem_b)}", c.iou_text(), "; ".join(flags)]
+        ):
+            draw.text((x, y + 13 * k), text, fill=(255, 255, 255), font=font)
+    return with_legend(
+        sheet, _font(12), (("copy A's boxes", COPY_COLOURS[0]), ("copy B's boxes", COPY_COLOURS[1]))
+    )
+
+
 def write_error_sheets(errors: ErrorBreakdown, ds: Dataset, out: Path) -> list[str]:
     """One contact sheet per kind of false detection (``<kind>.jpg``, highest scores first) and one of the
     missed faces (``missed.jpg``, largest first), so the breakdown can be looked at: background detections
@@ -353,12 +404,16 @@ def draw_errors(
     return with_legend(im, font)
 
 
-def with_legend(im: Image.Image, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> Image.Image:
+def with_legend(
+    im: Image.Image,
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    legend: Sequence[tuple[str, tuple[int, int, int]]] = LEGEND,
+) -> Image.Image:
     """The image above a strip explaining its colours, so a PNG copied out of the gallery still reads."""
     probe = ImageDraw.Draw(im)
     line_h = round(probe.textbbox((0, 0), "Hg", font=font)[3] * 1.5)
     swatch, gap = line_h * 2 // 3, line_h // 2
-    items = [(t, c, swatch + 4 + round(probe.textlength(t, font=font)) + gap) for t, c in LEGEND]
+    items = [(t, c, swatch + 4 + round(probe.textlength(t, font=font)) + gap) for t, c in legend]
     rows: list[list[tuple[str, tuple[int, int, int], int]]] = [[]]
     for item in items:  # wrap into as many rows as the image width needs
         if rows[-1] and sum(w for *_, w in rows[-1]) + item[2] > im.width - gap:

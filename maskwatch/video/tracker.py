@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.boxes import box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
+from maskwatch.boxes import cxcywh_to_xyxy, match_boxes, xyxy_to_cxcywh
 from maskwatch.detections import Detections
 
 # Class names that mean "face without a mask" across the datasets maskwatch reads.
@@ -221,13 +221,8 @@ class FaceTracker:
         detections that start new tracks."""
         if not self.tracks or not len(boxes):
             return [], list(range(len(boxes)))
-        from scipy.optimize import linear_sum_assignment  # ~0.3 s to import: only once tracking starts
-
-        iou = box_iou(np.stack([t.kalman.box for t in self.tracks]), boxes)
-        rows, cols = linear_sum_assignment(-iou)
-        matches = [
-            (int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= self.iou_threshold
-        ]
+        rows, cols, _ = match_boxes(np.stack([t.kalman.box for t in self.tracks]), boxes, self.iou_threshold)
+        matches = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)]
         matched = {c for _, c in matches}
         return matches, [d for d in range(len(boxes)) if d not in matched]
 
