@@ -495,3 +495,31 @@ def test_agnostic_scores_finding_faces_whatever_their_class(
     results = json.loads((tmp_path / "o" / "coco_instances_results.json").read_text())
     assert len(results) == 5, "the lower-scored second box of a face is dropped"
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["agnostic"] is True
+
+
+def test_imgsz_runs_the_model_at_another_input_size(
+    kaggle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The default model on 8 real test images: at a 64 px input the faces (most under 30 px at 640) are
+    too small to find, so AP falls; the size is recorded with the run. Bad values are one-line errors."""
+    stems = read_split_file(Path(__file__).resolve().parents[1] / "splits" / "face-mask-kaggle" / "test.txt")
+    split = tmp_path / "few.txt"
+    split.write_text("\n".join(stems[:8]) + "\n")
+    args = ["eval", "--data", kaggle, "--merge", MERGE, "--split", split, "--device", "cpu"]
+    scores = {}
+    for imgsz in (None, 64):
+        js = tmp_path / f"{imgsz}.json"
+        assert run(*args, "--json", js, *(["--imgsz", imgsz] if imgsz else [])) == 0
+        m = json.loads(js.read_text())
+        assert m["run"]["imgsz"] == imgsz
+        scores[imgsz] = m["AP50"]
+    assert scores[None] > 60 and scores[64] < scores[None] - 30
+    capsys.readouterr()
+    preds = write(tmp_path / "p.json", [])
+    for extra, message in (
+        (["--imgsz", "16"], "--imgsz 16: must be at least 32"),
+        (["--imgsz", "320", "--predictions", preds], "--imgsz sets a model's input size"),
+    ):
+        assert run(*args, *extra) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1

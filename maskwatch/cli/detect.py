@@ -91,12 +91,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from maskwatch.errors import MaskwatchError
     from maskwatch.io import is_stream
+    from maskwatch.predict import check_imgsz
     from maskwatch.video.pipeline import detect
 
     if not 0 <= args.conf <= 1 or not 0 < args.iou <= 1:
         raise MaskwatchError("--conf must be in [0, 1] and --iou in (0, 1]")
-    if args.imgsz is not None and args.imgsz < 32:
-        raise MaskwatchError(f"--imgsz {args.imgsz}: must be at least 32")
+    check_imgsz(args.imgsz)
     if args.save_conf and args.save_txt is None:
         raise MaskwatchError("--save-conf needs --save-txt")
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO

@@ -30,6 +30,7 @@ from maskwatch.engine.report import check_out_dir, write_outputs
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import check_output, write_json
 from maskwatch.models.names import DEFAULT_MODEL
+from maskwatch.predict import check_imgsz, load_for_eval  # an .onnx file runs without torch
 
 log = logging.getLogger("maskwatch")
 
@@ -57,6 +58,7 @@ def run_eval(
     classifier: bool = True,
     agnostic: bool = False,
     errors: bool = False,
+    imgsz: int | None = None,
     progress: bool = True,
 ) -> EvalReport:
     """Score ``model`` (default: the built-in default) or a COCO ``predictions`` file on ``data``.
@@ -69,7 +71,7 @@ def run_eval(
     False scores a model that has a crop classifier without it (its detector alone). ``agnostic``
     scores every face as one class (:func:`~maskwatch.engine.evaluate.as_faces`): found or not, whatever
     its class. ``errors`` adds where AP50 goes (:mod:`~maskwatch.engine.errors`; with ``out``, a contact
-    sheet of each kind of error).
+    sheet of each kind of error). ``imgsz`` runs the model at another input long side than its own.
     Returns the :class:`~maskwatch.engine.evaluate.EvalReport`.
     """
     t0 = time.perf_counter()
@@ -82,6 +84,9 @@ def run_eval(
         raise MaskwatchError("--box-style picks a model's box regressor: it does not apply to --predictions")
     if tta and predictions is not None:
         raise MaskwatchError("--tta runs the model on extra views: it does not apply to --predictions")
+    if imgsz is not None and predictions is not None:
+        raise MaskwatchError("--imgsz sets a model's input size: it does not apply to --predictions")
+    check_imgsz(imgsz)
     inputs = [p for p in (data, predictions, split) if p is not None]
     if out is not None:
         check_out_dir(Path(out), inputs)
@@ -98,11 +103,15 @@ def run_eval(
         found = read_predictions(predictions, ds, class_names, index, mapping)
         extra["predictions"] = str(predictions)
     else:
-        from maskwatch.predict import load_for_eval  # an .onnx file runs without torch
         from maskwatch.predict.classify import ClassifiedPredictor
 
         detector = load_for_eval(
-            str(model or DEFAULT_MODEL), device=device, box_style=box_style, tta=tta, classifier=classifier
+            str(model or DEFAULT_MODEL),
+            device=device,
+            box_style=box_style,
+            tta=tta,
+            classifier=classifier,
+            imgsz=imgsz,
         )
         class_names = tuple(detector.class_names)
         check_classes(ds, class_names)  # before minutes of inference, not after
@@ -110,6 +119,7 @@ def run_eval(
         extra["model"] = str(model or DEFAULT_MODEL)
         extra["box_style"] = box_style
         extra["tta"] = tta
+        extra["imgsz"] = imgsz  # None: the model's own
         extra["classifier"] = isinstance(detector, ClassifiedPredictor)  # the model had one, and it ran
     extra["agnostic"] = agnostic
     if agnostic:

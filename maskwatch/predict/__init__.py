@@ -187,18 +187,31 @@ def _onnx_predictor(
     return OnnxPredictor(model, device=device, imgsz=imgsz, threads=threads, name=name)
 
 
+def check_imgsz(imgsz: int | None) -> None:
+    """An input size the network can take (``None``: the model's own)."""
+    if imgsz is not None and imgsz < 32:
+        raise MaskwatchError(f"--imgsz {imgsz}: must be at least 32")
+
+
 def load_for_eval(
     model: str | Path | None,
     device: str = "cpu",
     box_style: str | None = None,
     tta: bool = False,
     classifier: bool = True,
+    imgsz: int | None = None,
 ) -> Predictor | Detector:
     """What ``maskwatch eval`` runs: an ``.onnx`` file through ONNX Runtime (no torch), any other model
     as its :class:`Detector`, whose ``predict`` is the reference the README's numbers come from; with
-    ``tta``, behind the test-time augmentation; behind its crop classifier unless ``classifier`` is False."""
+    ``tta``, behind the test-time augmentation; behind its crop classifier unless ``classifier`` is False;
+    at ``imgsz`` (the network's input long side) instead of the model's own when given."""
+    check_imgsz(imgsz)
     if str(model or "").lower().endswith(".onnx"):
-        return load_predictor(model, "onnx", device, box_style=box_style, tta=tta, classifier=classifier)
+        return load_predictor(
+            model, "onnx", device, imgsz, box_style=box_style, tta=tta, classifier=classifier
+        )
     from maskwatch.models.registry import load_detector
 
-    return with_stages(load_detector(model, device, box_style), tta, classifier)
+    detector = load_detector(model, device, box_style)
+    detector.imgsz = imgsz or detector.imgsz
+    return with_stages(detector, tta, classifier)
