@@ -24,7 +24,7 @@ import argparse
 import numpy as np
 
 from maskwatch.boxes import paired_iou
-from maskwatch.data.duplicates import DuplicateReport, find_duplicates
+from maskwatch.data.duplicates import DuplicateReport, face_scale, find_duplicates, side_spread
 from maskwatch.data.formats import load_dataset
 
 THRESHOLDS = np.arange(0.5, 0.96, 0.05)
@@ -51,9 +51,7 @@ def agreement(ious: np.ndarray) -> float:
 def ceiling(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float, float]:
     """The ideal model's AP with scores that rank its best-placed boxes first, with scores blind to
     placement, and the shares of faces it matches at IoU 0.5 and 0.75 (see the module docstring)."""
-    size = (a[:, 2:] - a[:, :2] + b[:, 2:] - b[:, :2]) / 2
-    scale = np.concatenate([size, size], axis=1)
-    spread = ((a - b) / scale).std(axis=0, ddof=1) / np.sqrt(2)
+    scale, spread = face_scale(a, b), side_spread(a, b)
     mean = (a + b) / 2
     model = np.repeat(mean, DRAWS, axis=0)
     label = model + rng.normal(0.0, 1.0, model.shape) * spread * np.repeat(scale, DRAWS, axis=0)

@@ -196,8 +196,10 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_duplicates(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from maskwatch.data.duplicates import duplicates_json, find_duplicates, format_duplicates
-    from maskwatch.io import atomic_write, check_output
+    from maskwatch.io import check_output, write_bgr_image
 
     for option, value in (("--json", args.json), ("--out", args.out)):
         check_output(value, option, [args.path])
@@ -209,9 +211,7 @@ def run_duplicates(args: argparse.Namespace) -> int:
     if args.out and report.copies:
         from maskwatch.engine.report import duplicate_sheet
 
-        sheet = duplicate_sheet(report, ds)
-        with atomic_write(args.out, "wb") as f:
-            sheet.save(f, format="PNG" if args.out.lower().endswith(".png") else "JPEG", quality=90)
+        write_bgr_image(args.out, np.asarray(duplicate_sheet(report, ds))[:, :, ::-1])
         print(f"wrote {args.out}")
     if args.json:
         write_json(args.json, duplicates_json(report, ds))

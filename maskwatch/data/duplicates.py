@@ -108,11 +108,7 @@ class DuplicateReport:
         faces = self.faces
         if len(faces) < 2:
             return np.full(4, np.nan)
-        a = np.stack([f.box_a for f in faces])
-        b = np.stack([f.box_b for f in faces])
-        size = (a[:, 2:] - a[:, :2] + b[:, 2:] - b[:, :2]) / 2
-        diff = (a - b) / np.concatenate([size, size], axis=1)
-        return np.asarray(diff.std(axis=0, ddof=1) / np.sqrt(2))
+        return side_spread(np.stack([f.box_a for f in faces]), np.stack([f.box_b for f in faces]))
 
     def summary(self) -> dict[str, Any]:
         """The numbers ``data duplicates`` prints and writes (JSON-ready; IoUs as fractions)."""
@@ -139,6 +135,18 @@ class DuplicateReport:
             if np.isnan(spread).any()
             else dict(zip(("left", "top", "right", "bottom"), map(float, spread), strict=True)),
         }
+
+
+def face_scale(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each face's mean width and height over its two drawings, as (N, 4) to divide xyxy offsets by."""
+    size = (a[:, 2:] - a[:, :2] + b[:, 2:] - b[:, :2]) / 2
+    return np.concatenate([size, size], axis=1)
+
+
+def side_spread(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One labeller's spread of each side from faces drawn twice (``a[i]`` and ``b[i]``, xyxy): the
+    standard deviation of the two drawings' difference, as a share of the face's size, over sqrt(2)."""
+    return np.asarray(((a - b) / face_scale(a, b)).std(axis=0, ddof=1) / np.sqrt(2))
 
 
 def _thumbnail(path: Any) -> np.ndarray:
@@ -189,9 +197,10 @@ def find_duplicates(ds: Dataset, max_distance: int = 6) -> DuplicateReport:
                 aspect_a, aspect_b = ra.width / ra.height, rb.width / rb.height
                 same = abs(aspect_a - aspect_b) <= SAME_ASPECT * aspect_a
                 if same:
-                    ta = thumbs.setdefault(a, _thumbnail(ra.image))
-                    tb = thumbs.setdefault(b, _thumbnail(rb.image))
-                    same = float(np.abs(ta - tb).mean()) <= SAME_PICTURE
+                    for i in (a, b):  # each image read once, however many pairs it is in
+                        if i not in thumbs:
+                            thumbs[i] = _thumbnail(ds.records[i].image)
+                    same = float(np.abs(thumbs[a] - thumbs[b]).mean()) <= SAME_PICTURE
                 if same:
                     copies.append(compare_copies(ds, a, b))
                 else:
