@@ -86,9 +86,20 @@ def test_vid_stride_processes_every_nth_frame(dev_model: Path, videos: Path, tmp
     assert written and written <= set(frames)
 
 
-def test_vid_stride_below_one_is_refused(videos: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["detect", str(videos / "street-mask-720x404.mp4"), "--vid-stride", "0"])
-    assert rc == 1 and "--vid-stride 0" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "option",
+    [["--vid-stride", "0"], ["--min-face", "-1"], ["--conf", "1.5"], ["--iou", "0"]],
+)
+def test_bad_option_values_are_refused_before_the_model_loads(
+    option: list[str], videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A negative --min-face would keep every face and a --conf over 1 none, silently: one line, exit 1,
+    and no output started."""
+    out = tmp_path / "out.mp4"
+    rc = main(["detect", str(videos / "street-mask-720x404.mp4"), *option, "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{option[0]} {option[1]}" in err and err.count("\n") == 1, err
+    assert not out.exists()
 
 
 def test_still_images_get_no_fps(crowd_images: str, dev_model: Path, videos: Path, tmp_path: Path) -> None:

@@ -105,6 +105,30 @@ def test_windows_on_a_real_clip_and_idempotent_rerun(street: Path, onnx_model: s
     assert f"of {sum(w['people'] for w in got):,} people counted" in html
 
 
+def side(d: dict[str, Any]) -> float:
+    return min(d["x2"] - d["x1"], d["y2"] - d["y1"])
+
+
+def test_min_face_is_the_range_of_interest(street: Path, onnx_model: str, tmp_path: Path) -> None:
+    """--min-face: the faces under it are neither stored nor counted, and exactly those: the same frames
+    give the same larger faces, box for box, as a run that keeps every face."""
+    every, roi = str(tmp_path / "all.sqlite"), str(tmp_path / "roi.sqlite")
+    monitor([str(street)], db=every, keep_detections=True, **quick(onnx_model))
+    dets = rows(every, detections)
+    cut = sorted(map(side, dets))[len(dets) // 2]
+    monitor([str(street)], db=roi, keep_detections=True, min_face=cut, **quick(onnx_model))
+    kept = rows(roi, detections)
+
+    def boxes(ds: list[dict[str, Any]]) -> list[tuple[float, ...]]:
+        return sorted((d["frame"], d["x1"], d["y1"], d["x2"], d["y2"]) for d in ds)
+
+    assert 0 < len(kept) < len(dets) and min(map(side, kept)) >= cut
+    assert boxes(kept) == boxes([d for d in dets if side(d) >= cut])
+    got = rows(roi)
+    assert sum(w["faces"] for w in got) == len(kept)
+    assert [w["frames"] for w in got] == [w["frames"] for w in rows(every)]  # frames still count
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_restart_after_kill_loses_and_doubles_nothing(
     group: Path, onnx_model: str, tmp_path: Path, sig: signal.Signals

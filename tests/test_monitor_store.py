@@ -206,6 +206,8 @@ def test_cli_bad_input_is_one_line_before_any_model(
         ([str(clip), "--start-time", "noon"], "not an ISO 8601 time"),
         ([str(clip), "--db", str(tmp_path / "no" / "dir" / "m.sqlite")], "does not exist"),
         ([str(clip), "--workers", "0"], "--workers 0"),
+        ([str(clip), "--min-face", "-4"], "--min-face -4"),
+        ([str(clip), "--imgsz", "8"], "--imgsz 8"),
     ]
     for args, message in cases:
         assert main(["monitor", *args]) == 1

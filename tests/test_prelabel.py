@@ -229,6 +229,8 @@ def test_prelabel_bad_input(tmp_path: Path, face_model: Path, capsys: pytest.Cap
     (tmp_path / "a.jpg").write_bytes(b"")
     assert main(["data", "prelabel", str(tmp_path), "--out", str(tmp_path / "o"), "--select", "0"]) == 1
     assert "--select 0" in capsys.readouterr().err
+    assert main(["data", "prelabel", str(tmp_path), "--out", str(tmp_path / "o"), "--min-face", "-2"]) == 1
+    assert "--min-face -2" in capsys.readouterr().err
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")

@@ -48,10 +48,12 @@ SCORES_FILE = "prelabel.json"
 SELECTION_FILE = "selection.csv"
 
 
-def check_options(conf: float, select_n: int | None, by: str) -> None:
+def check_options(conf: float, select_n: int | None, by: str, min_face: float = 0.0) -> None:
     """Bad option values, found before a model is loaded."""
     if not 0 < conf < 1:
         raise MaskwatchError(f"--conf {conf}: must be between 0 and 1")
+    if not min_face >= 0:
+        raise MaskwatchError(f"--min-face {min_face:g}: must be at least 0 px")
     if select_n is not None and select_n < 1:
         raise MaskwatchError(f"--select {select_n}: must be at least 1")
     if by not in STRATEGIES:
@@ -154,7 +156,7 @@ def prelabel(
     batch: int = 4,
 ) -> PrelabelResult:
     """Pre-label ``images`` (all, or the ``select_n`` most worth labelling ``by`` a strategy)."""
-    check_options(conf, select_n, by)
+    check_options(conf, select_n, by, min_face)
     rare = rare_class_of(detector.class_names, base)
     base_hashes = [dhash(r.image) for r in progress(base.records, "hashing the base")] if base else []
     candidates, skipped = score_images(images, detector, conf, rare, skip_unreadable, batch)

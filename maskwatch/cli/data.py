@@ -255,7 +255,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
     from maskwatch.models.registry import load_detector
     from maskwatch.predict import with_stages
 
-    check_options(args.conf, args.select, args.by)
+    check_options(args.conf, args.select, args.by, args.min_face)
     images = find_images(args.images)
     base = load_dataset(args.base) if args.base else None
     check_output(images, args.out)  # before the model runs

@@ -94,8 +94,6 @@ def run(args: argparse.Namespace) -> int:
     from maskwatch.predict import check_imgsz
     from maskwatch.video.pipeline import detect
 
-    if not 0 <= args.conf <= 1 or not 0 < args.iou <= 1:
-        raise MaskwatchError("--conf must be in [0, 1] and --iou in (0, 1]")
     check_imgsz(args.imgsz)
     if args.save_conf and args.save_txt is None:
         raise MaskwatchError("--save-conf needs --save-txt")

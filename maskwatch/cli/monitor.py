@@ -56,6 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help="inference backend")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--conf", type=float, default=CONF, help=f"minimum score (default {CONF})")
+    p.add_argument(
+        "--min-face",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="range of interest: faces whose shorter side < PX are not counted nor tracked (e.g. 16: "
+        "smaller faces are the ones the default model misses or mislabels most, MODEL_CARD.md)",
+    )
+    p.add_argument("--imgsz", type=int, metavar="N", help="network input long side (default: the model's)")
     p.set_defaults(func=run)
 
 
@@ -80,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         backend=args.backend,
         device=args.device,
+        imgsz=args.imgsz,
         conf=args.conf,
+        min_face=args.min_face,
         min_unmasked=args.min_unmasked,
         progress=not quiet,
     )

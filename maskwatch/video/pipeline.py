@@ -450,6 +450,17 @@ class DetectionPipeline:
                 self.summary.outputs[type(sink).__name__.removesuffix("Sink").lower()] = str(sink.path)
 
 
+def check_filters(conf: float, iou: float, min_face: float = 0.0) -> None:
+    """The options that decide which faces count, checked before a source opens or a model loads (a
+    negative ``--min-face`` would silently keep every face; a ``--conf`` over 1 would silently keep none)."""
+    if not 0 <= conf <= 1:
+        raise MaskwatchError(f"--conf {conf:g}: must be between 0 and 1")
+    if not 0 < iou <= 1:
+        raise MaskwatchError(f"--iou {iou:g}: must be in (0, 1]")
+    if not min_face >= 0:
+        raise MaskwatchError(f"--min-face {min_face:g}: must be at least 0 px")
+
+
 def class_indices(names: Sequence[str], class_names: Sequence[str]) -> tuple[int, ...]:
     """``--classes no_mask``: class names to the model's indices; an unknown name is a one-line error."""
     unknown = [n for n in names if n not in class_names]
@@ -496,6 +507,7 @@ def detect(
 
     With ``track``, a person counts as unmasked after ``min_unmasked`` seconds voted no_mask in a row;
     ``on_frame`` and ``on_track_end`` are the pipeline's hooks (see the module docstring)."""
+    check_filters(conf, iou, min_face)
     if vid_stride < 1:
         raise MaskwatchError(f"--vid-stride {vid_stride}: must be at least 1")
     if max_frames is not None and max_frames < 0:

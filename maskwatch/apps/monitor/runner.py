@@ -67,6 +67,7 @@ class MonitorOptions:
     imgsz: int | None = None
     conf: float = CONF
     iou: float = IOU
+    min_face: float = 0.0
     window: float = 60.0
     fps: float | None = None
     min_unmasked: float = 1.0
@@ -245,7 +246,7 @@ def _run_camera(
         pipeline = DetectionPipeline(
             source,
             predictor,
-            options=DetectOptions(options.conf, options.iou, realtime=live, progress=False),
+            options=DetectOptions(options.conf, options.iou, options.min_face, realtime=live, progress=False),
             tracker=tracker,
             on_frame=aggregator.add,
         )
@@ -411,8 +412,10 @@ def monitor(
     model: str | None = None,
     backend: str | None = None,
     device: str = "cpu",
+    imgsz: int | None = None,
     conf: float = CONF,
     iou: float = IOU,
+    min_face: float = 0.0,
     min_unmasked: float = 1.0,
     reconnect: float = 30.0,
     progress: bool = True,
@@ -421,7 +424,12 @@ def monitor(
 ) -> MonitorSummary:
     """Everything ``maskwatch monitor`` does, as one call (see ``maskwatch monitor --help``); returns when
     every source has ended (files) or on Ctrl-C (every closed window is stored by then). ``stop``: an
-    event another thread sets to end the run as Ctrl-C would (the default engine, one process)."""
+    event another thread sets to end the run as Ctrl-C would (the default engine, one process).
+    ``min_face`` is the camera's range of interest: faces whose shorter side is under it are neither
+    counted nor tracked, so the far faces the model finds least reliably do not sway the shares."""
+    from maskwatch.predict import check_imgsz
+    from maskwatch.video.pipeline import check_filters
+
     if not window > 0:
         raise MaskwatchError(f"--window {window}: must be > 0 seconds")
     if fps is not None and not fps > 0:
@@ -430,8 +438,8 @@ def monitor(
         raise MaskwatchError(f"--workers {workers}: must be at least 1")
     if engine not in ENGINES:
         raise MaskwatchError(f"--engine {engine}: use one of {', '.join(ENGINES)}")
-    if not 0 <= conf <= 1 or not 0 < iou <= 1:
-        raise MaskwatchError("--conf must be in [0, 1] and --iou in (0, 1]")
+    check_filters(conf, iou, min_face)
+    check_imgsz(imgsz)
     specs = plan_cameras(sources, cameras, start_time)
     engine_rules = RuleEngine(load_rules(rules))
     check_notify_urls(notify)
@@ -441,7 +449,18 @@ def monitor(
         raise MaskwatchError("monitor(stop=...) works with the local engine and one worker")
     store = open_store(db)
     options = MonitorOptions(
-        model, backend, device, None, conf, iou, window, fps, min_unmasked, keep_detections, reconnect
+        model=model,
+        backend=backend,
+        device=device,
+        imgsz=imgsz,
+        conf=conf,
+        iou=iou,
+        min_face=min_face,
+        window=window,
+        fps=fps,
+        min_unmasked=min_unmasked,
+        keep_detections=keep_detections,
+        reconnect=reconnect,
     )
     metrics = Metrics() if metrics_port is not None else None
     summary = MonitorSummary([s.camera for s in specs])
