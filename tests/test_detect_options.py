@@ -88,7 +88,7 @@ def test_vid_stride_processes_every_nth_frame(dev_model: Path, videos: Path, tmp
 
 @pytest.mark.parametrize(
     "option",
-    [["--vid-stride", "0"], ["--min-face", "-1"], ["--conf", "1.5"], ["--iou", "0"]],
+    [["--vid-stride", "0"], ["--min-face", "-1"], ["--conf", "1.5"], ["--iou", "0"], ["--imgsz", "8"]],
 )
 def test_bad_option_values_are_refused_before_the_model_loads(
     option: list[str], videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -50,10 +50,11 @@ SELECTION_FILE = "selection.csv"
 
 def check_options(conf: float, select_n: int | None, by: str, min_face: float = 0.0) -> None:
     """Bad option values, found before a model is loaded."""
+    from maskwatch.video.pipeline import check_min_face  # pulls in the video stack: only when checking
+
     if not 0 < conf < 1:
         raise MaskwatchError(f"--conf {conf}: must be between 0 and 1")
-    if not min_face >= 0:
-        raise MaskwatchError(f"--min-face {min_face:g}: must be at least 0 px")
+    check_min_face(min_face)
     if select_n is not None and select_n < 1:
         raise MaskwatchError(f"--select {select_n}: must be at least 1")
     if by not in STRATEGIES:

@@ -91,10 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from maskwatch.errors import MaskwatchError
     from maskwatch.io import is_stream
-    from maskwatch.predict import check_imgsz
     from maskwatch.video.pipeline import detect
 
-    check_imgsz(args.imgsz)
     if args.save_conf and args.save_txt is None:
         raise MaskwatchError("--save-conf needs --save-txt")
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO

@@ -43,7 +43,7 @@ from maskwatch.defaults import CONF, IOU
 from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import check_output, is_stream, write_json
-from maskwatch.predict import Predictor, load_predictor
+from maskwatch.predict import Predictor, check_imgsz, load_predictor
 from maskwatch.video.annotate import Annotator
 from maskwatch.video.sinks import (
     CsvSink,
@@ -457,6 +457,11 @@ def check_filters(conf: float, iou: float, min_face: float = 0.0) -> None:
         raise MaskwatchError(f"--conf {conf:g}: must be between 0 and 1")
     if not 0 < iou <= 1:
         raise MaskwatchError(f"--iou {iou:g}: must be in (0, 1]")
+    check_min_face(min_face)
+
+
+def check_min_face(min_face: float) -> None:
+    """``--min-face`` of ``detect``, ``monitor`` and ``data prelabel``: a size, so never negative."""
     if not min_face >= 0:
         raise MaskwatchError(f"--min-face {min_face:g}: must be at least 0 px")
 
@@ -508,6 +513,7 @@ def detect(
     With ``track``, a person counts as unmasked after ``min_unmasked`` seconds voted no_mask in a row;
     ``on_frame`` and ``on_track_end`` are the pipeline's hooks (see the module docstring)."""
     check_filters(conf, iou, min_face)
+    check_imgsz(imgsz)
     if vid_stride < 1:
         raise MaskwatchError(f"--vid-stride {vid_stride}: must be at least 1")
     if max_frames is not None and max_frames < 0:
