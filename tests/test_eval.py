@@ -466,3 +466,40 @@ def test_each_pr_curve_family_takes_its_dot_from_the_confusion_of_the_same_faces
     # without a range of interest the one curve family uses the one confusion table
     plain = evaluate_dataset(ds, preds, CLASSES, workers=1)
     assert [r[3] for r in pr_curve_runs(plain)] == [plain.confusion]
+
+
+# --- "ignore" regions labelled in the learning base ---------------------------------------------------------
+
+
+def test_a_labelled_ignore_region_is_neither_a_face_nor_background() -> None:
+    """A box labelled ``ignore`` (a face nobody classified, e.g. in a sparsely labelled crowd) is scored
+    like a face below the range of interest: a detection on it counts for nothing, missing it costs
+    nothing, and it is reported as ignored."""
+    crowd = [300.0, 300.0, 340.0, 340.0]
+    pred = dets((crowd, 0.99, "no_mask"), (BIG, 0.9, "with_mask"), (NO_MASK_FACE, 0.8, "no_mask"))
+    plain = dataset([(BIG, "with_mask"), (NO_MASK_FACE, "no_mask")])
+    marked = dataset([(BIG, "with_mask"), (NO_MASK_FACE, "no_mask"), (crowd, "ignore")])
+    before = evaluate_dataset(plain, [pred], CLASSES, workers=1)
+    after = evaluate_dataset(marked, [pred], CLASSES, workers=1)
+    assert before.full.metrics["per_class"]["no_mask"]["AP"] < 100.0  # unlabelled: a top-scoring false alarm
+    assert after.full.metrics["AP"] == 100.0
+    assert after.full.boxes == 2 and after.full.ignored == 1
+    assert after.summary_json()["ignored"] == 1 and "ignored" not in before.summary_json()
+    assert after.confusion.images[0].gt_state.tolist() == [HIT, HIT, IGNORED]
+    assert after.confusion.images[0].det_state.tolist() == [IGNORED, HIT, HIT]
+    assert after.confusion.matrix.tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 0]]
+    found = dets((BIG, 0.9, "with_mask"), (NO_MASK_FACE, 0.8, "no_mask"))
+    missed = evaluate_dataset(marked, [found], CLASSES, workers=1)
+    assert missed.full.metrics["AP"] == 100.0
+
+
+def test_ignore_is_an_ordinary_class_where_it_is_one_of_the_classes() -> None:
+    """Converting a learning base keeps ``ignore`` boxes as a category, so they round-trip."""
+    ds = dataset([(BIG, "with_mask"), ([300, 300, 340, 340], "ignore")])
+    ds.classes.append("ignore")
+    written = coco_dict(ds)
+    assert [c["name"] for c in written["categories"]] == ["with_mask", "no_mask", "ignore"]
+    assert [a["category_id"] for a in written["annotations"]] == [1, 3]
+    assert not any(a.get("ignore") for a in written["annotations"])
+    scored = coco_ground_truth(ds, CLASSES)  # scored against the model's classes: an ignore region
+    assert [(a["category_id"], a.get("ignore", 0)) for a in scored["annotations"]] == [(1, 0), (1, 1), (2, 1)]

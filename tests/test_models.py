@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.registry import ARCHITECTURES, build_detector, load_detector
@@ -87,3 +88,23 @@ def test_unknown_model_and_bad_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(MaskwatchError, match="not a maskwatch checkpoint"):
         load_detector(tmp_path / "other.pt")
     assert set(ARCHITECTURES) == {"maskface-mnet", "faster-rcnn-x101-fpn", "retinanet-r50-fpn"}
+
+
+def test_ignore_regions_are_neither_face_nor_background() -> None:
+    """A face cut by a training crop (label -1, ``augment.IGNORE``) must leave its anchors out of the loss:
+    matched as background it would teach the network that part of a face is no face."""
+    from maskwatch.engine.augment import IGNORE
+    from maskwatch.models.retinaface.anchors import anchors_xyxy, make_anchors
+    from maskwatch.models.retinaface.loss import match
+
+    anchors = make_anchors(128, 128)
+    face, cut = [8.0, 8.0, 40.0, 40.0], [72.0, 72.0, 112.0, 112.0]
+    cls, _ = match(torch.tensor([face, cut]), torch.tensor([1, IGNORE]), anchors)
+    iou_cut = torchvision.ops.box_iou(torch.tensor([cut]), anchors_xyxy(anchors))[0]
+    iou_face = torchvision.ops.box_iou(torch.tensor([face]), anchors_xyxy(anchors))[0]
+    assert (cls == IGNORE).sum() >= 1
+    assert (cls[cls == IGNORE] == IGNORE).all() and (iou_cut[cls == IGNORE] > iou_face[cls == IGNORE]).all()
+    assert (cls == 2).sum() >= 1 and set(cls.unique().tolist()) == {IGNORE, 0, 2}
+    # the same region labelled as a face: the anchors that were ignored become that face's positives
+    as_face, _ = match(torch.tensor([face, cut]), torch.tensor([1, 0]), anchors)
+    assert (as_face[cls == IGNORE] == 1).all()

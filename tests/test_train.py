@@ -286,3 +286,28 @@ def test_hooks_see_every_step_and_epoch(tiny, tmp_path: Path) -> None:
         "after_epoch1:True",
         "after_train",
     ]
+
+
+def test_boxes_labelled_ignore_train_as_neither_face_nor_background(tmp_path: Path) -> None:
+    """A learning base may mark faces nobody classified (sparse crowd labels) as ``ignore``: they are not
+    a model class, their anchors leave the loss (``tests/test_models.py``), and validation ignores them."""
+    from maskwatch.data.formats import load_dataset
+    from maskwatch.data.voc import write_voc_file
+    from maskwatch.engine.augment import IGNORE, AugmentConfig
+    from maskwatch.engine.train import TrainSet
+
+    root = make_voc_dataset(tmp_path / "base", n=6)
+    for rec in load_dataset(str(root)).records:
+        rec.labels[0] = "ignore"
+        write_voc_file(rec, root / "annotations" / f"{rec.stem}.xml", rec.name)
+    split = root / "split"
+    write_split({"train": [f"synth{i:03d}" for i in range(4)], "val": ["synth004", "synth005"]}, split)
+    cfg = _cfg((root, split), tmp_path / "runs", classes=None, epochs=1, **{"classifier.epochs": 0})
+    run = train(cfg)
+    assert load_detector(run / "best.pt").class_names == ("with_mask", "no_mask")
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert "AP" in metrics[-1]["val"]  # the val images hold ignore boxes too: scored, not refused
+    ds = load_dataset(str(root))
+    data = TrainSet(ds, ["with_mask", "no_mask"], AugmentConfig(), seed=0, imgsz=128)
+    for rec, labels in zip(ds.records, data.labels, strict=True):
+        assert labels[0] == IGNORE and (labels[1:] >= 0).all() and len(labels) == len(rec.labels)

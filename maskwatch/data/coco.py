@@ -26,7 +26,7 @@ import numpy as np
 
 from maskwatch import __version__
 from maskwatch.data.layout import find_image, find_json, known_size, relative_posix
-from maskwatch.data.record import Annotation, Dataset, finalize_records, small_box_mask
+from maskwatch.data.record import Annotation, Dataset, finalize_records
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import link_or_copy, progress, read_json, write_json
 
@@ -158,7 +158,8 @@ def coco_dict(
     are 1-based positions in ``class_names`` (default: the dataset's classes) and image ids default to
     1-based record positions, so the file is deterministic for a dataset. With ``min_size`` (the range of
     interest of an evaluation), faces whose shorter side is smaller get ``"ignore": 1`` and a copy in every
-    category, so a detection of any class on them counts for nothing (see :mod:`maskwatch.engine.evaluate`).
+    category, so a detection of any class on them counts for nothing (see :mod:`maskwatch.engine.evaluate`);
+    so do boxes labelled ``ignore`` when that is not one of ``class_names``.
     """
     class_names = list(ds.classes if class_names is None else class_names)
     names = [r.name for r in ds] if file_names is None else list(file_names)
@@ -171,9 +172,8 @@ def coco_dict(
     annotations: list[dict[str, Any]] = []
     for img_id, r, name in zip(ids, ds.records, names, strict=True):
         images.append({"id": img_id, "file_name": name, "width": r.width, "height": r.height})
-        gt = r.to_detections(class_names)
-        small = small_box_mask(gt.xyxy, min_size).tolist()
-        for (x1, y1, x2, y2), k, ignore in zip(r.boxes.tolist(), gt.class_id.tolist(), small, strict=True):
+        ks, ignored = r.scored(class_names, min_size)
+        for (x1, y1, x2, y2), k, ignore in zip(r.boxes.tolist(), ks.tolist(), ignored.tolist(), strict=True):
             for cat in all_cats if ignore else (k + 1,):
                 ann = {
                     "id": len(annotations) + 1,

@@ -19,6 +19,10 @@ from maskwatch.detections import Detections
 
 log = logging.getLogger("maskwatch")
 
+#: A box with this label marks a region training neither learns as a face nor as background (KITTI's
+#: ``DontCare``): an unlabelled face in a sparsely labelled crowd, a face too blurred to classify.
+IGNORE_CLASS = "ignore"
+
 
 @dataclass(frozen=True)
 class SourceTag:
@@ -74,6 +78,19 @@ class Annotation:
         return Detections(
             self.boxes, np.ones(len(self.boxes)), class_lookup(self.labels, class_names), class_names
         )
+
+    def scored(self, class_names: Sequence[str], min_size: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Each box's class index in ``class_names`` and whether evaluation ignores it.
+
+        Ignored: faces below the range of interest (``min_size``) and ``ignore`` regions, unless ``ignore``
+        is itself an evaluated class; an ignore region's index is -1 (it counts for no class).
+        """
+        region = np.array([lab == IGNORE_CLASS for lab in self.labels], dtype=bool)
+        if IGNORE_CLASS in class_names:
+            region[:] = False
+        ids = np.full(len(self.labels), -1, dtype=np.int64)
+        ids[~region] = class_lookup(np.asarray(self.labels, dtype=object)[~region].tolist(), class_names)
+        return ids, small_box_mask(self.boxes, min_size) | region
 
     def clipped(self) -> tuple[Annotation, int]:
         """Clip boxes to the image and drop degenerate ones; return the result and how many were dropped.

@@ -153,8 +153,7 @@ def confusion_at(
     luts: dict[tuple[str, ...], np.ndarray] = {}
     images = []
     for rec, det in zip(ds.records, predictions, strict=True):
-        gt_labels = rec.to_detections(class_names).class_id
-        gt_ignore = small_box_mask(rec.boxes, min_size)
+        gt_labels, gt_ignore = rec.scored(class_names, min_size)
         keep = np.nonzero((det.confidence >= conf) & ~small_box_mask(det.xyxy, min_size))[0]
         keep = np.sort(keep[nms(det.xyxy[keep], det.confidence[keep], nms_iou)])
         if det.class_names not in luts:

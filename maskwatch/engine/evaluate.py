@@ -47,7 +47,7 @@ from pycocotools.cocoeval import COCOeval
 
 from maskwatch.boxes import nms, xyxy_to_xywh
 from maskwatch.data.coco import ImageId, category_ids, coco_dict
-from maskwatch.data.record import Annotation, Dataset, class_lookup, small_box_mask
+from maskwatch.data.record import IGNORE_CLASS, Annotation, Dataset, class_lookup
 from maskwatch.defaults import CONF
 from maskwatch.detections import Detections
 from maskwatch.engine.confusion import Confusion, confusion_at
@@ -74,7 +74,7 @@ INTERVAL = 95.0  # percent coverage of the bootstrap intervals
 
 def check_classes(ds: Dataset, class_names: Sequence[str]) -> None:
     """Every dataset class must be a model class; naming the first that is not beats a silent drop."""
-    unknown = sorted({lab for r in ds for lab in r.labels} - set(class_names))
+    unknown = sorted({lab for r in ds for lab in r.labels} - set(class_names) - {IGNORE_CLASS})
     if unknown:
         raise MaskwatchError(
             f"dataset class {unknown[0]!r} is not a model class ({', '.join(class_names)}); "
@@ -397,8 +397,10 @@ class EvalRun:
             out["iou"] = self.iou_thr
             per_class = {n: {"AP": v["AP"]} for n, v in per_class.items()}
         out.update(per_class=per_class, images=images, boxes=self.boxes)
+        if self.ignored or self.min_size:
+            out["ignored"] = self.ignored
         if self.min_size:
-            out.update(ignored=self.ignored, min_size=self.min_size)
+            out["min_size"] = self.min_size
         if self.interval is not None:
             iv = {k: self.interval[k] for k in keys}
             iv["per_class"] = {
@@ -456,7 +458,7 @@ class COCOEvaluator(DatasetEvaluator):
         # Reorder the category axis to class_names order through the ids, whatever order pycocotools used.
         k_of = {c: k for k, c in enumerate(ev.params.catIds)}
         order = [k_of[c] for c in category_ids(self.class_names).values()]
-        small = sum(int(small_box_mask(r.boxes, self.min_size).sum()) for r in ds)
+        small = sum(int(r.scored(self.class_names, self.min_size)[1].sum()) for r in ds)
         self.run = EvalRun(
             metrics=metrics_from_eval(ev, self.class_names),
             summary=summary,

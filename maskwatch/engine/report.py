@@ -86,11 +86,15 @@ def format_report(report: EvalReport) -> str:
     """What ``maskwatch eval`` prints: pycocotools' summaries, the AP tables and the operating point."""
     full, roi, at_iou = report.full, report.roi, report.at_iou
     roi_name = f">= {roi.min_size:g} px" if roi else ""
-    parts = [f"pycocotools, all faces ({report.images} images, {full.boxes} boxes):", full.summary.rstrip()]
+    regions = f", {full.ignored} 'ignore' regions" if full.ignored else ""
+    parts = [
+        f"pycocotools, all faces ({report.images} images, {full.boxes} boxes{regions}):",
+        full.summary.rstrip(),
+    ]
     if roi:
         parts += [
-            f"\npycocotools, range of interest (faces {roi_name}: {roi.ignored} smaller faces ignored, "
-            "smaller detections dropped):",
+            f"\npycocotools, range of interest (faces {roi_name}: {roi.ignored - full.ignored} smaller faces "
+            "ignored, smaller detections dropped):",
             roi.summary.rstrip(),
         ]
     runs = [("all faces", full)] + ([(roi_name, roi)] if roi else [])

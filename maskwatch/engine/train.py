@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from maskwatch.data.formats import load_dataset
 from maskwatch.data.layout import read_splits
-from maskwatch.data.record import Dataset, SourceTag
-from maskwatch.engine.augment import AugmentConfig, augment
+from maskwatch.data.record import IGNORE_CLASS, Dataset, SourceTag
+from maskwatch.engine.augment import IGNORE, AugmentConfig, augment
 from maskwatch.engine.ema import ModelEMA
 from maskwatch.engine.evaluate import FACE, as_faces, evaluate, predict_dataset
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
@@ -70,7 +70,7 @@ class TrainSet:
         imgsz: int = 640,
         box_styles: Sequence[str] = ("default",),
     ) -> None:
-        index = {c: i for i, c in enumerate(class_names)}
+        index = {c: i for i, c in enumerate(class_names)} | {IGNORE_CLASS: IGNORE}
         self.styles = ds.box_style_ids(box_styles)
         self.negatives = [r.source.negatives for r in ds.records]
         self.images = [load_image(r.image) for r in tqdm(ds.records, desc="loading images", leave=False)]
@@ -112,9 +112,9 @@ def load_sources(cfg: TrainConfig) -> tuple[Dataset, list[Dataset], list[str]]:
     """The main learning base, the extra sources (training only) and the model's class order."""
     ds = load_dataset(cfg.data, cfg.format, cfg.merge)
     extras = [load_extra(s) for s in cfg.extra]
-    classes = list(cfg.classes or ds.classes)
+    classes = list(cfg.classes or [c for c in ds.classes if c != IGNORE_CLASS])
     for source, d in [(cfg.data, ds), *((s.data, e) for s, e in zip(cfg.extra, extras, strict=True))]:
-        unknown = sorted(set(d.classes) - set(classes))
+        unknown = sorted(set(d.classes) - set(classes) - {IGNORE_CLASS})
         if unknown:
             raise MaskwatchError(
                 f"{source}: dataset class {unknown[0]!r} is not in classes {classes}; map it with --merge"

@@ -26,7 +26,10 @@ def match(
     best_anchor = iou.argmax(1)
     best_gt_iou[best_anchor] = 2.0
     best_gt[best_anchor] = torch.arange(len(gt_boxes))
-    cls = gt_labels[best_gt] + 1  # an ignore region (label -1) becomes -1: neither object nor background
+    matched = gt_labels[best_gt]
+    # An ignore region (label -1) is matched like a face of unknown class: its anchors become -1, neither
+    # object nor background (``matched + 1`` alone would make them background, teaching a face as none).
+    cls = torch.where(matched < 0, matched, matched + 1)
     cls[best_gt_iou < threshold] = 0
     return cls, encode(gt_boxes[best_gt], anchors)
 
