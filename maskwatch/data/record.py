@@ -85,9 +85,8 @@ class Annotation:
         Ignored: faces below the range of interest (``min_size``) and ``ignore`` regions, unless ``ignore``
         is itself an evaluated class; an ignore region's index is -1 (it counts for no class).
         """
-        region = np.array([lab == IGNORE_CLASS for lab in self.labels], dtype=bool)
-        if IGNORE_CLASS in class_names:
-            region[:] = False
+        regions = IGNORE_CLASS not in class_names
+        region = np.array([regions and lab == IGNORE_CLASS for lab in self.labels], dtype=bool)
         ids = np.full(len(self.labels), -1, dtype=np.int64)
         ids[~region] = class_lookup(np.asarray(self.labels, dtype=object)[~region].tolist(), class_names)
         return ids, small_box_mask(self.boxes, min_size) | region

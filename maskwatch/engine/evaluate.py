@@ -458,7 +458,7 @@ class COCOEvaluator(DatasetEvaluator):
         # Reorder the category axis to class_names order through the ids, whatever order pycocotools used.
         k_of = {c: k for k, c in enumerate(ev.params.catIds)}
         order = [k_of[c] for c in category_ids(self.class_names).values()]
-        small = sum(int(r.scored(self.class_names, self.min_size)[1].sum()) for r in ds)
+        ignored = sum(int(r.scored(self.class_names, self.min_size)[1].sum()) for r in ds)
         self.run = EvalRun(
             metrics=metrics_from_eval(ev, self.class_names),
             summary=summary,
@@ -466,8 +466,8 @@ class COCOEvaluator(DatasetEvaluator):
             scores=ev.eval["scores"][:, :, order, 0, -1],
             iou_thresholds=np.asarray(ev.params.iouThrs),
             recall_thresholds=np.asarray(ev.params.recThrs),
-            boxes=ds.num_boxes - small,
-            ignored=small,
+            boxes=ds.num_boxes - ignored,
+            ignored=ignored,
             min_size=self.min_size,
             iou_thr=self.iou_thr,
             interval=None

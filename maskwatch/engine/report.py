@@ -49,7 +49,7 @@ LEGEND = (
     ("detection, correct", DET_COLOURS[HIT]),
     ("detection, wrong class", DET_COLOURS[SWAP]),
     ("detection, false alarm", DET_COLOURS[FALSE_ALARM]),
-    ("below --min-size (ignored)", GT_COLOURS[IGNORED]),
+    ("ignored (below --min-size, or labelled ignore)", GT_COLOURS[IGNORED]),
 )
 
 
