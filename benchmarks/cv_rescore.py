@@ -5,6 +5,7 @@ or a crop classifier trained per fold on that fold's training images (``--classi
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --tta --json docs/cv-tta.json
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --classifier-epochs 6
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --negatives 0   # no background
+    python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --second-boxes 3  # + duplicates
     python benchmarks/cv_rescore.py runs/train/kilc-cv1 --classifier mnet --refine 0      # detector's boxes
 
 Prints the per-fold table (and each extra source's) beside the CV's own mean, so the setting is judged on
@@ -44,6 +45,12 @@ def main() -> None:
         default=ClassifierConfig.negatives,
         help="detector mistakes per training image taught as background (0: classes only)",
     )
+    p.add_argument(
+        "--second-boxes",
+        type=int,
+        default=ClassifierConfig.second_boxes,
+        help="detector boxes an image on an already found face also taught as background",
+    )
     p.add_argument("--beta", type=float, default=ClassifierConfig.beta, help="face probability's weight")
     p.add_argument(
         "--refine",
@@ -69,6 +76,7 @@ def main() -> None:
             size=a.classifier_size,
             alpha=a.alpha,
             negatives=a.negatives,
+            second_boxes=a.second_boxes,
             beta=a.beta,
             refine=a.refine,
         )
@@ -81,8 +89,8 @@ def main() -> None:
         "TTA" if a.tta else "",
         f"imgsz {a.imgsz}" if a.imgsz else "",
         "agnostic" if a.agnostic else "",
-        f"{a.classifier} classifier (alpha {a.alpha}, negatives {a.negatives}, beta {a.beta}, "
-        f"refine {a.refine})"
+        f"{a.classifier} classifier (alpha {a.alpha}, negatives {a.negatives}, "
+        f"second boxes {a.second_boxes}, beta {a.beta}, refine {a.refine})"
         if a.classifier
         else "",
         "no classifier" if a.no_classifier else "",

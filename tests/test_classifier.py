@@ -18,7 +18,7 @@ from maskwatch.cli import main
 from maskwatch.data.formats import load_dataset
 from maskwatch.data.split import write_split
 from maskwatch.detections import Detections
-from maskwatch.engine.classifier import cut_faces, mine_negatives, train_classifier
+from maskwatch.engine.classifier import cut_faces, mine_negatives, second_boxes, train_classifier
 from maskwatch.engine.train import make_config, train
 from maskwatch.engine.train_config import ClassifierConfig
 from maskwatch.errors import MaskwatchError
@@ -258,6 +258,42 @@ def test_mined_negatives_are_the_detectors_confident_mistakes(dev_model: Path, k
     assert all(len(m) == 0 for m in mine_negatives(det, images[:2], [r.boxes for r in records[:2]], 0))
 
 
+def test_second_boxes_are_later_boxes_on_a_face_already_found() -> None:
+    labelled = np.array([[0, 0, 100, 100], [200, 200, 260, 260]], np.float32)
+    faces = np.array(
+        [
+            [2, 2, 100, 98],  # finds face 0
+            [0, 0, 60, 100],  # part of face 0 (IoU 0.6): a second box
+            [215, 215, 275, 275],  # the first box on face 1, poorly placed (IoU 0.39): its detection
+            [202, 200, 262, 258],  # finds face 1
+            [200, 200, 238, 238],  # inside face 1 (IoU 0.4): a second box
+            [400, 400, 440, 440],  # background: not this rule's
+            [0, 0, 45, 45],  # a corner of face 0 (IoU 0.2): too little of it
+        ],
+        np.float32,
+    )
+    assert second_boxes(faces, labelled).tolist() == [False, True, False, False, True, False, False]
+    assert not second_boxes(faces, labelled[:0]).any() and second_boxes(faces[:0], labelled).shape == (0,)
+
+
+def test_mined_second_boxes_sit_on_faces_already_found(dev_model: Path, kaggle: Path) -> None:
+    records = load_dataset(kaggle, merge=[KAGGLE_MERGE]).records[:12]
+    images, boxes = [load_image(r.image) for r in records], [r.boxes for r in records]
+    det = load_detector(dev_model)
+    plain = mine_negatives(det, images, boxes, 2)
+    more = mine_negatives(det, images, boxes, 2, second=3)
+    extra = 0
+    for p, m, b in zip(plain, more, boxes, strict=True):
+        on_face = box_iou(m, b).max(1) >= NEGATIVE_IOU if len(b) and len(m) else np.zeros(len(m), bool)
+        assert np.array_equal(m[~on_face], p) and on_face.sum() <= 3
+        extra += int(on_face.sum())
+    assert extra > 0  # the detector does draw second boxes on these crowds
+    # an `ignore` region is no face to find twice
+    ignored = [np.zeros(len(b), bool) for b in boxes]
+    masked = mine_negatives(det, images, boxes, 2, second=3, faces_only=ignored)
+    assert all(np.array_equal(m, p) for m, p in zip(masked, plain, strict=True))
+
+
 def test_classifier_inputs_are_checked(shared: Path, tmp_path: Path) -> None:
     images, boxes, labels = _synthetic_faces(2, seed=1)
     with pytest.raises(MaskwatchError, match="no labelled face of at least 6 px"):
@@ -401,9 +437,11 @@ def test_a_run_stopped_in_its_classifier_stage_resumes_into_it_and_configs_are_c
     assert "already trained 2 of 2 epoch(s)" in capsys.readouterr().err
     # a finished run given other classifier settings gets that stage again, its detector untouched
     detector = torch.load(run / "last.pt", weights_only=False)["state_dict"]
-    assert main(["train", "--resume", str(run), "classifier.epochs=1", "classifier.alpha=0.5"]) == 0
+    settings = ["classifier.epochs=1", "classifier.alpha=0.5", "classifier.second_boxes=2"]
+    assert main(["train", "--resume", str(run), *settings]) == 0
     redone = torch.load(run / "last.pt", weights_only=False)
     assert redone["classifier"]["alpha"] == 0.5 and redone["config"]["classifier"]["epochs"] == 1
+    assert redone["config"]["classifier"]["second_boxes"] == 2
     assert not all(torch.equal(before[k], redone["classifier"]["state_dict"][k]) for k in before)
     assert all(torch.equal(detector[k], redone["state_dict"][k]) for k in detector)
     assert torch.load(run / "best.pt", weights_only=False)["classifier"]["alpha"] == 0.5
@@ -414,9 +452,11 @@ def test_a_run_stopped_in_its_classifier_stage_resumes_into_it_and_configs_are_c
         ("classifier.beta=1", "classifier.beta is in [0, 1)"),
         ("classifier.refine=1.5", "classifier.refine is in [0, 1]"),
         ("classifier.negatives=-1", "classifier.negatives must be >= 0"),
+        ("classifier.second_boxes=-2", "classifier.second_boxes must be >= 0"),
+        ("classifier.second_boxes=3 classifier.negatives=0", "it needs classifier.negatives > 0"),
         ("classifier.weights=/nope.pth", "classifier.weights /nope.pth: file not found"),
     ):
-        assert main([*base, override]) == 1
+        assert main([*base, *override.split()]) == 1
         assert message in capsys.readouterr().err
     assert main([*base, "classifier.epochs=1", "classifier.arch=mobilenet_v2"]) == 1
     assert "needs classifier.weights" in capsys.readouterr().err

@@ -9,6 +9,9 @@ With ``negatives``, the trained detector is first run on its own training images
 candidates that overlap no labelled face become a background class: the classifier then also says how
 much a crop looks like a face, which re-ranks what the detector found (measured in MODEL_CARD.md).
 Only images whose source says its unboxed regions are background (``negatives: true``) give them.
+With ``second_boxes``, the candidates that sit on a face a better-scored candidate already found (a
+duplicate, a box on part of the face or half off it) join the background too: such a box would
+otherwise score as a second face, a false alarm in every count.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from maskwatch.models.base import Detector
 from maskwatch.models.classifier import FaceClassifier
 from maskwatch.models.crops import (
     FIRST_STAGE_CONF,
+    FOUND_IOU,
     NEGATIVE_IOU,
     NEGATIVE_MIN_SCORE,
     box_deltas,
@@ -104,6 +108,25 @@ def jittered(
     return np.clip(lit, 0, 255), deltas
 
 
+def second_boxes(faces: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """Which of ``faces`` (candidates, best-scored first) lie on a labelled face (IoU at least
+    :data:`NEGATIVE_IOU`) that a better-scored candidate already found (IoU at least
+    :data:`FOUND_IOU`): a boolean mask. The first candidate on a face is never one, however poorly
+    placed: it is that face's detection, which the box head improves."""
+    second = np.zeros(len(faces), bool)
+    if not len(faces) or not len(labelled):
+        return second
+    iou = box_iou(faces, labelled)
+    on = iou.argmax(1)
+    found = np.zeros(len(labelled), bool)
+    for i, (j, best) in enumerate(zip(on, iou[np.arange(len(faces)), on], strict=True)):
+        if found[j]:
+            second[i] = best >= NEGATIVE_IOU
+        elif best >= FOUND_IOU:
+            found[j] = True
+    return second
+
+
 def mine_negatives(
     detector: Detector,
     images: Sequence[np.ndarray],
@@ -111,13 +134,16 @@ def mine_negatives(
     per_image: int,
     allowed: Sequence[bool] | None = None,
     iou: float = 0.45,
+    second: int = 0,
+    faces_only: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Per image, the ``per_image`` best-scored faces ``detector`` finds (as the second stage groups them)
     that overlap no labelled box more than :data:`NEGATIVE_IOU` and score at least
-    :data:`NEGATIVE_MIN_SCORE`; none on images not ``allowed`` (sparse labels: an unboxed face there is not
-    background)."""
+    :data:`NEGATIVE_MIN_SCORE`, and the ``second`` best-scored :func:`second_boxes` on the labelled faces
+    (``faces_only`` masks the boxes that are faces, not ``ignore`` regions); none on images not
+    ``allowed`` (sparse labels: an unboxed face there is not background)."""
     none = np.zeros((0, 4), np.float32)
-    if per_image <= 0:
+    if per_image <= 0 and second <= 0:
         return [none for _ in images]
     detector.model.eval()
     out: list[np.ndarray] = []
@@ -130,7 +156,12 @@ def mine_negatives(
         found = detector.predict([image], conf=FIRST_STAGE_CONF, iou=iou, agnostic=False)[0]
         faces, best = group_faces(found, iou)  # best-scored first
         overlap = box_iou(faces, labelled).max(1) if len(labelled) and len(faces) else np.zeros(len(faces))
-        pick = np.nonzero((overlap < NEGATIVE_IOU) & (best.sum(1) >= NEGATIVE_MIN_SCORE))[0][:per_image]
+        confident = best.sum(1) >= NEGATIVE_MIN_SCORE
+        pick = np.nonzero((overlap < NEGATIVE_IOU) & confident)[0][: max(per_image, 0)]
+        if second > 0:
+            on_faces = labelled if faces_only is None else labelled[faces_only[i]]
+            extra = np.nonzero(second_boxes(faces, on_faces) & confident)[0][:second]
+            pick = np.sort(np.concatenate([pick, extra]))
         # to 1/16 px: the network's last float bits vary with its thread count, and a resumed run must
         # cut the same crops as an unbroken one
         out.append((np.round(faces[pick] * 16) / 16).astype(np.float32))
@@ -143,14 +174,19 @@ def background_examples(
     images: Sequence[np.ndarray],
     boxes: Sequence[np.ndarray],
     allowed: Sequence[bool] | None,
+    labels: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray] | None:
     """What ``train_classifier`` takes as ``negatives`` for ``cfg``: None without a background output
-    (``cfg.negatives`` 0), else ``detector``'s mistakes on ``images`` (:func:`mine_negatives`)."""
+    (``cfg.negatives`` 0), else ``detector``'s mistakes on ``images`` (:func:`mine_negatives`; ``labels``
+    -1 marks the boxes that are no face to find twice)."""
     if not cfg.negatives:
         return None
     if detector is None:
         raise MaskwatchError("classifier.negatives needs the detector whose mistakes it learns")
-    return mine_negatives(detector, images, boxes, cfg.negatives, allowed)
+    faces = None if labels is None else [lab >= 0 for lab in labels]
+    return mine_negatives(
+        detector, images, boxes, cfg.negatives, allowed, second=cfg.second_boxes, faces_only=faces
+    )
 
 
 def train_classifier_on(
@@ -169,7 +205,7 @@ def train_classifier_on(
     labels = [np.array([index.get(lab, -1) for lab in r.labels], dtype=np.int64) for r in ds.records]
     boxes = [r.boxes for r in ds.records]
     allowed = [r.source.negatives for r in ds.records]
-    negatives = background_examples(cfg, detector, images, boxes, allowed)
+    negatives = background_examples(cfg, detector, images, boxes, allowed, labels)
     names = detector.box_style_names() if detector is not None else None
     return train_classifier(
         images,

@@ -353,7 +353,9 @@ class TrainClassifier(HookBase):
         log.info("training the crop classifier (%s, %d epochs)", c.arch, c.epochs)
         # mnet without weights starts from the body of the detector just trained
         init = None if c.weights else {k: v.cpu() for k, v in t.det.model.state_dict().items()}
-        negatives = background_examples(c, t.det, t.data.images, t.data.boxes, t.data.negatives)
+        negatives = background_examples(
+            c, t.det, t.data.images, t.data.boxes, t.data.negatives, t.data.labels
+        )
         t.det.classifier = train_classifier(
             t.data.images,
             t.data.boxes,

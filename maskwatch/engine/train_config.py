@@ -93,6 +93,9 @@ class ClassifierConfig:
     # The detector's most confident mistakes on each training image (of sources with negatives: true)
     # taught as a background output: the crop re-ranks the faces too. 0: classes only.
     negatives: int = 3
+    # With a background output: per image, this many of the detector's second boxes on a labelled face
+    # that a better-scored box already found (duplicates, parts of the face) join the background.
+    second_boxes: int = 0
     beta: float = 0.5  # weight of the classifier's face probability in a face's score (with negatives)
     # The classifier also draws each face's box from its crop (one head per box style), and a face's
     # box moves this far to it (0: the detector's boxes, no box head).
@@ -439,6 +442,14 @@ def check_config(cfg: TrainConfig) -> None:
         (cfg.classifier.size >= 32, f"classifier.size must be at least 32, got {cfg.classifier.size}"),
         (0 <= cfg.classifier.alpha <= 1, f"classifier.alpha is in [0, 1], got {cfg.classifier.alpha}"),
         (cfg.classifier.negatives >= 0, f"classifier.negatives must be >= 0, got {cfg.classifier.negatives}"),
+        (
+            cfg.classifier.second_boxes >= 0,
+            f"classifier.second_boxes must be >= 0, got {cfg.classifier.second_boxes}",
+        ),
+        (
+            not cfg.classifier.second_boxes or cfg.classifier.negatives > 0,
+            "classifier.second_boxes teaches the background output: it needs classifier.negatives > 0",
+        ),
         (0 <= cfg.classifier.beta < 1, f"classifier.beta is in [0, 1), got {cfg.classifier.beta}"),
         (0 <= cfg.classifier.refine <= 1, f"classifier.refine is in [0, 1], got {cfg.classifier.refine}"),
         (cfg.classifier.batch >= 1, f"classifier.batch must be at least 1, got {cfg.classifier.batch}"),

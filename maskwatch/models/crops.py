@@ -37,6 +37,8 @@ MAX_FACES = 100
 NEGATIVE_IOU = 0.3
 #: ... and scoring at least this as a face (the detector's confident mistakes, not its noise floor).
 NEGATIVE_MIN_SCORE = 0.01
+#: A candidate covering a labelled face at least this much has found it (COCO's AP50 criterion).
+FOUND_IOU = 0.5
 #: A box regressor's centre offsets are in this fraction of its crop's side (quarters: about unit scale
 #: for the offsets a detector makes).
 OFFSET_UNIT = 0.25
