@@ -272,8 +272,9 @@ def test_second_boxes_are_later_boxes_on_a_face_already_found() -> None:
         ],
         np.float32,
     )
-    assert second_boxes(faces, labelled).tolist() == [False, True, False, False, True, False, False]
-    assert not second_boxes(faces, labelled[:0]).any() and second_boxes(faces[:0], labelled).shape == (0,)
+    iou = box_iou(faces, labelled)
+    assert second_boxes(iou).tolist() == [False, True, False, False, True, False, False]
+    assert not second_boxes(iou[:, :0]).any() and second_boxes(iou[:0]).shape == (0,)
 
 
 def test_mined_second_boxes_sit_on_faces_already_found(dev_model: Path, kaggle: Path) -> None:

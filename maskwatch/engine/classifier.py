@@ -108,18 +108,17 @@ def jittered(
     return np.clip(lit, 0, 255), deltas
 
 
-def second_boxes(faces: np.ndarray, labelled: np.ndarray) -> np.ndarray:
-    """Which of ``faces`` (candidates, best-scored first) lie on a labelled face (IoU at least
-    :data:`NEGATIVE_IOU`) that a better-scored candidate already found (IoU at least
-    :data:`FOUND_IOU`): a boolean mask. The first candidate on a face is never one, however poorly
+def second_boxes(iou: np.ndarray) -> np.ndarray:
+    """Which candidates (rows of ``iou``, their IoU with each labelled face, best-scored first) lie on a
+    labelled face (IoU at least :data:`NEGATIVE_IOU`) that a better-scored candidate already found (IoU at
+    least :data:`FOUND_IOU`): a boolean mask. The first candidate on a face is never one, however poorly
     placed: it is that face's detection, which the box head improves."""
-    second = np.zeros(len(faces), bool)
-    if not len(faces) or not len(labelled):
+    second = np.zeros(iou.shape[0], bool)
+    if not iou.size:
         return second
-    iou = box_iou(faces, labelled)
     on = iou.argmax(1)
-    found = np.zeros(len(labelled), bool)
-    for i, (j, best) in enumerate(zip(on, iou[np.arange(len(faces)), on], strict=True)):
+    found = np.zeros(iou.shape[1], bool)
+    for i, (j, best) in enumerate(zip(on, iou[np.arange(len(on)), on], strict=True)):
         if found[j]:
             second[i] = best >= NEGATIVE_IOU
         elif best >= FOUND_IOU:
@@ -155,12 +154,13 @@ def mine_negatives(
             continue
         found = detector.predict([image], conf=FIRST_STAGE_CONF, iou=iou, agnostic=False)[0]
         faces, best = group_faces(found, iou)  # best-scored first
-        overlap = box_iou(faces, labelled).max(1) if len(labelled) and len(faces) else np.zeros(len(faces))
+        iou_lab = box_iou(faces, labelled)  # (faces, labelled boxes), empty where either is
+        overlap = iou_lab.max(1, initial=0.0)
         confident = best.sum(1) >= NEGATIVE_MIN_SCORE
         pick = np.nonzero((overlap < NEGATIVE_IOU) & confident)[0][: max(per_image, 0)]
         if second > 0:
-            on_faces = labelled if faces_only is None else labelled[faces_only[i]]
-            extra = np.nonzero(second_boxes(faces, on_faces) & confident)[0][:second]
+            on_faces = iou_lab if faces_only is None else iou_lab[:, faces_only[i]]
+            extra = np.nonzero(second_boxes(on_faces) & confident)[0][:second]
             pick = np.sort(np.concatenate([pick, extra]))
         # to 1/16 px: the network's last float bits vary with its thread count, and a resumed run must
         # cut the same crops as an unbroken one
