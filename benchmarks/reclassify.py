@@ -16,14 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from maskwatch.engine.classifier import train_classifier_on
 from maskwatch.engine.train import split_datasets
 from maskwatch.engine.train_config import make_config, parse_overrides
 from maskwatch.errors import MaskwatchError
-from maskwatch.io import atomic_write, check_output
-from maskwatch.models.base import read_checkpoint
+from maskwatch.io import check_output
+from maskwatch.models.base import read_checkpoint, write_checkpoint
 from maskwatch.models.registry import load_detector, packaged_weights
 
 
@@ -57,8 +55,7 @@ def main() -> None:
     )
     ckpt["classifier"] = det.classifier.state()
     ckpt["config"] = {**(ckpt.get("config") or {}), "classifier": dataclasses.asdict(cfg.classifier)}
-    with atomic_write(a.out, "wb") as f:
-        torch.save(ckpt, f)
+    write_checkpoint(a.out, ckpt)
     minutes = (time.process_time() - t0) / 60
     print(f"{a.out}: {a.model}'s detector, its classifier retrained ({minutes:.1f} CPU-min)")
 

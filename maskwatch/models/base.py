@@ -151,8 +151,7 @@ class Detector(abc.ABC):
             **({"classifier": self.classifier.state()} if self.classifier is not None else {}),
             **extra,
         }
-        with atomic_write(path, "wb") as f:
-            torch.save(ckpt, f)
+        write_checkpoint(path, ckpt)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -180,6 +179,12 @@ def update_checkpoint(path: str | Path, **items: Any) -> None:
     after the detector's epochs)."""
     ckpt = read_checkpoint(path)
     ckpt.update(items)
+    write_checkpoint(path, ckpt)
+
+
+def write_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> None:
+    """Write a checkpoint dict to a temporary name and rename it, so that a stopped run or a full disk
+    never leaves a half-written checkpoint where a good one was."""
     with atomic_write(path, "wb") as f:
         torch.save(ckpt, f)
 
