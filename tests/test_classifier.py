@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -414,6 +419,33 @@ def test_eval_and_detect_run_the_classifier_unless_told_not_to(
     assert len(jsonl[False]) == len(jsonl[True]) == 4
     scores = {k: [d["score"] for row in v for d in row["detections"]] for k, v in jsonl.items()}
     assert scores[False] != scores[True], "the classifier changed nothing"
+
+
+def test_a_stop_signal_in_the_classifier_stage_offers_to_resume_it(two_stage: Path, tmp_path: Path) -> None:
+    """SIGTERM while the crop classifier trains: every detector epoch is kept and the line printed says
+    the stage is left to run, with the command that runs it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", "best.pt", "last.pt"):
+        (run / name).write_bytes((two_stage / name).read_bytes())
+    cmd = [sys.executable, "-m", "maskwatch", "train", "--resume", str(run), "classifier.epochs=500"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # until the stage starts (or the command ends, which the asserts report)
+        if "training the crop classifier" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, err
+    said = f"{run} holds its 2 epochs; its crop classifier is not trained"
+    assert err.strip().splitlines()[-1] == (
+        f"maskwatch: training stopped: {said}; continue with: maskwatch train --resume {run}"
+    )
+    assert torch.load(run / "last.pt", weights_only=False)["config"]["classifier"]["epochs"] == 2, (
+        "the checkpoint is the one the stage started from"
+    )
 
 
 def test_a_run_stopped_in_its_classifier_stage_resumes_into_it_and_configs_are_checked(

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +19,7 @@ import yaml
 from maskwatch.cli import main
 from maskwatch.data.split import write_split
 from maskwatch.engine.sampler import epoch_indices, repeat_factors
-from maskwatch.engine.train import HookBase, Trainer, make_config, train
+from maskwatch.engine.train import HookBase, Trainer, TrainingStopped, make_config, train
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.registry import load_detector
 from tests.synth import make_voc_dataset
@@ -81,8 +86,9 @@ def test_resume_reproduces_an_unbroken_run(tiny, tmp_path: Path) -> None:
         if epoch == 1:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingStopped) as stop:  # a KeyboardInterrupt that says what was kept
         train(_cfg(tiny, tmp_path / "b"), on_epoch_end=[interrupt])
+    assert stop.value.resume == tmp_path / "b" / "t1" and "holds 1 of 2 epochs" in str(stop.value)
     resumed = train(make_config(None, resume=True, out=str(tmp_path / "b"), name="t"))
     a = torch.load(whole / "last.pt", weights_only=False)["state_dict"]
     b = torch.load(resumed / "last.pt", weights_only=False)["state_dict"]
@@ -234,8 +240,9 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(
     tiny, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     keep = tmp_path / "t1" / "notes.txt"  # a user's file in a folder of the same name is never touched
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingStopped, match="nothing was kept") as stop:
         train(_cfg(tiny, tmp_path / "a"), hooks=[_StopAtFirstStep()])
+    assert stop.value.resume is None, "no --resume is offered for a run that left nothing"
     assert not (tmp_path / "a").exists() or not list((tmp_path / "a").iterdir())
     assert "starts from random initialisation" in caplog.text, "no --weights is said loudly"
     root, split = tiny
@@ -311,3 +318,50 @@ def test_boxes_labelled_ignore_train_as_neither_face_nor_background(tmp_path: Pa
     data = TrainSet(ds, ["with_mask", "no_mask"], AugmentConfig(), seed=0, imgsz=128)
     for rec, labels in zip(ds.records, data.labels, strict=True):
         assert labels[0] == IGNORE and (labels[1:] >= 0).all() and len(labels) == len(rec.labels)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow)])
+def test_a_stop_signal_keeps_the_last_epoch_and_says_how_to_go_on(
+    sig: signal.Signals, tiny, tmp_path: Path
+) -> None:
+    """``kill``, a service manager or a closed terminal stops training as Ctrl-C does: the epochs saved so
+    far are kept and the one line printed holds the command that continues the run, which works."""
+    root, split = tiny
+    cmd = [sys.executable, "-m", "maskwatch", "train", "--data", str(root), "--split", str(split)]
+    cmd += ["--classes", "with_mask,no_mask", "--epochs", "60", "--batch", "2", "--imgsz", "128"]
+    cmd += ["--out", str(tmp_path), "--name", "t", "augment.crop=96", "max_steps_per_epoch=2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run, deadline = tmp_path / "t1", time.monotonic() + 120
+    while not (run / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "run saved" not in out
+    saved = torch.load(run / "last.pt", weights_only=False)["epoch"] + 1
+    assert 1 <= saved < 60
+    last = err.strip().splitlines()[-1]
+    go_on = f"maskwatch train --resume {run}"
+    assert last == f"maskwatch: training stopped: {run} holds {saved} of 60 epochs; continue with: {go_on}"
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")], "no half-written file"
+    # the printed command goes on from there (here one epoch further, to keep the test short)
+    assert main(["train", "--resume", str(run), "--epochs", str(saved + 1)]) == 0
+    assert torch.load(run / "last.pt", weights_only=False)["epoch"] + 1 == saved + 1
+
+
+class _StopAfterTraining(HookBase):
+    def after_train(self, t: Trainer) -> None:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_a_run_stopped_after_its_last_stage_says_it_is_complete(tiny, tmp_path: Path) -> None:
+    """Stopped once every stage has run (in a user's ``after_train`` hook), the run is whole: the message
+    says so instead of offering a ``--resume`` that would refuse."""
+    with pytest.raises(TrainingStopped, match=r"holds its 1 epochs and is complete$") as stop:
+        train(_cfg(tiny, tmp_path, epochs=1), hooks=[_StopAfterTraining()])
+    assert stop.value.resume is None
+    assert load_detector(tmp_path / "t1" / "last.pt").classifier is not None
+    with pytest.raises(MaskwatchError, match="already trained 1 of 1"):
+        make_config(None, resume=str(tmp_path / "t1"))

@@ -17,7 +17,7 @@ from maskwatch.cli import main
 from maskwatch.data.formats import load_dataset
 from maskwatch.engine.crossval import cross_validate, format_cv, make_folds, read_cv, rescore_cv, summarise
 from maskwatch.engine.errors import BACKGROUND, KINDS
-from maskwatch.engine.train import HookBase, Trainer, with_extras
+from maskwatch.engine.train import HookBase, Trainer, TrainingStopped, with_extras
 from maskwatch.engine.train_config import ClassifierConfig, TrainConfig, make_config
 from maskwatch.errors import MaskwatchError
 from tests.synth import make_voc_dataset
@@ -231,9 +231,12 @@ def test_a_stopped_cross_validation_resumes_as_if_unbroken(
         )
 
     whole, summary = cross_validate(cfg(tmp_path / "a"), 3)
-    with pytest.raises(KeyboardInterrupt):  # stopped in fold 2, after its first epoch's checkpoint
+    with pytest.raises(TrainingStopped) as stop:  # stopped in fold 2, after its first epoch's checkpoint
         cross_validate(cfg(tmp_path / "b"), 3, hooks=[_StopAfter(fold=2, epoch=1)])
     cv = tmp_path / "b" / "t-cv1"
+    assert stop.value.resume == cv, "--resume takes the CV folder, not the fold's run"
+    said = f"cross-validation stopped, 1 of 3 folds finished: {cv / 'fold2'} holds 1 of 2 epochs"
+    assert str(stop.value) == f"{said}; continue with: maskwatch train --resume {cv}"
     stopped = read_cv(cv)
     assert [r["fold"] for r in stopped["folds"]] == [1] and stopped["fold_images"] == summary["fold_images"]
     assert (cv / "fold2" / "last.pt").is_file() and not (cv / "fold3").exists()

@@ -80,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MaskwatchError as e:
         print(f"maskwatch: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("maskwatch: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP where a command turns them into one
+        print(f"maskwatch: {e or 'interrupted'}", file=sys.stderr)  # e.g. what training kept
         return 130
 
 

@@ -13,11 +13,12 @@ test part with the source's own box style, so each source gets its own numbers. 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,16 @@ from maskwatch.data.layout import select_split
 from maskwatch.data.record import Dataset
 from maskwatch.data.split import assign_groups
 from maskwatch.engine.evaluate import json_safe
-from maskwatch.engine.train import HookBase, Trainer, load_sources, remove_run, train, validate, with_extras
+from maskwatch.engine.train import (
+    HookBase,
+    Trainer,
+    TrainingStopped,
+    load_sources,
+    remove_run,
+    train,
+    validate,
+    with_extras,
+)
 from maskwatch.engine.train_config import (
     ClassifierConfig,
     SourceConfig,
@@ -44,6 +54,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, write_json
 from maskwatch.models.base import Detector
 from maskwatch.models.registry import load_detector
+from maskwatch.signals import stop_signals
 
 log = logging.getLogger("maskwatch")
 
@@ -239,24 +250,36 @@ def cross_validate(
     sources = held_out_sources(cfg)
     fold_cfg = dataclasses.replace(cfg, out=str(cv_dir), name="fold", split=None)
     summary = _save_cv(cv_dir, rows, folds, cfg)  # the plan first: a CV stopped in fold 1 can resume
-    for i in range(len(rows), len(folds)):
-        held = folds[i]
-        log.info("fold %d/%d: %d held-out images", i + 1, len(folds), len(held))
-        train_ds = with_extras(ds.subset([s for j, f in enumerate(folds) if j != i for s in f]), extras)
-        keep = _KeepDetector()
-        train(
-            _fold_config(fold_cfg, cv_dir / f"fold{i + 1}"),
-            datasets=(train_ds, None, classes),
-            hooks=[*hooks, keep],
-        )
-        assert keep.det is not None
-        row = fold_row(i + 1, len(held), validate(keep.det, ds.subset(held), cfg.batch))
-        if sources:
-            row["sources"] = score_sources(keep.det, i + 1, sources, cfg.batch)
-        rows.append(row)
-        summary = _save_cv(cv_dir, rows, folds, cfg)  # after every fold: a stopped CV keeps its folds
+    with _stopped_cv(cv_dir, rows, len(folds)), stop_signals():
+        for i in range(len(rows), len(folds)):
+            held = folds[i]
+            log.info("fold %d/%d: %d held-out images", i + 1, len(folds), len(held))
+            train_ds = with_extras(ds.subset([s for j, f in enumerate(folds) if j != i for s in f]), extras)
+            keep = _KeepDetector()
+            train(
+                _fold_config(fold_cfg, cv_dir / f"fold{i + 1}"),
+                datasets=(train_ds, None, classes),
+                hooks=[*hooks, keep],
+            )
+            assert keep.det is not None
+            row = fold_row(i + 1, len(held), validate(keep.det, ds.subset(held), cfg.batch))
+            if sources:
+                row["sources"] = score_sources(keep.det, i + 1, sources, cfg.batch)
+            rows.append(row)
+            summary = _save_cv(cv_dir, rows, folds, cfg)  # after every fold: a stopped CV keeps its folds
     plot_cv(summary, cv_dir / "cv.png")
     return cv_dir, summary
+
+
+@contextlib.contextmanager
+def _stopped_cv(cv_dir: Path, rows: list[dict[str, Any]], k: int) -> Iterator[None]:
+    """A stop in any fold (its training or its scoring) names the CV folder to resume, not the fold's run."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        kept = e.kept if isinstance(e, TrainingStopped) else f"fold {len(rows) + 1} was being scored"
+        what = f"cross-validation stopped, {len(rows)} of {k} folds finished"
+        raise TrainingStopped(kept, cv_dir, what) from e
 
 
 def _fold_config(fold_cfg: TrainConfig, run: Path) -> TrainConfig:

@@ -41,6 +41,7 @@ from maskwatch.engine.train_config import (
     check_config,
     check_resumable,
     classifier_epochs,
+    classifier_left,
     has_classifier,
     make_config,
     next_run_dir,
@@ -50,6 +51,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_write, load_image
 from maskwatch.models.base import Detector, read_checkpoint, update_checkpoint
 from maskwatch.models.registry import build_detector
+from maskwatch.signals import stop_signals
 
 log = logging.getLogger("maskwatch")
 
@@ -255,6 +257,7 @@ class Trainer:
     epoch: int = 0  # 0-based index of the current epoch
     step: int = 0  # optimizer steps done
     best_ap: float = -1.0
+    saved_epochs: int = 0  # the epochs ``last.pt`` holds: where a stopped run's --resume would start
     metrics: dict[str, Any] = field(default_factory=dict)  # the current epoch's validation metrics
     rows: list[dict[str, Any]] = field(default_factory=list)  # the current epoch's metrics.jsonl rows
     losses: dict[str, torch.Tensor] = field(default_factory=dict)  # the last step's losses
@@ -331,6 +334,7 @@ class Checkpointer(HookBase):
             **train_weights,
             **t.extra,
         )
+        t.saved_epochs = t.epoch + 1
 
 
 class TrainClassifier(HookBase):
@@ -492,6 +496,7 @@ def train(
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         start_epoch, t.best_ap, t.step = state["epoch"] + 1, state["best_ap"], state["step"]
+        t.saved_epochs = start_epoch
         log.info("resuming %s from epoch %d of %d", run, start_epoch + 1, cfg.epochs)
     if cfg.ema:
         shadow = state["state_dict"] if state is not None and "train_state_dict" in state else None
@@ -500,31 +505,61 @@ def train(
     new_run = state is None
     run.mkdir(parents=True, exist_ok=True)
     try:
-        with atomic_write(run / "config.yaml") as f:
-            yaml.safe_dump(dataclasses.asdict(cfg), f, sort_keys=False)
-        for h in hooks:
-            h.before_train(t)
-        for epoch in range(start_epoch, cfg.epochs):
-            t.epoch, t.rows, t.metrics = epoch, [], {}
-            for h in hooks:
-                h.before_epoch(t)
-            train_one_epoch(t, hooks)
-            with contextlib.ExitStack() as averaged:
-                if t.ema is not None:  # validated and saved: the average
-                    t.train_weights = averaged.enter_context(t.ema.applied(det.model))
-                t.metrics = validate(det, val_ds, cfg.batch) if val_ds is not None else {}
-                for h in hooks:
-                    h.after_epoch(t)
-            t.train_weights = None
-        if t.ema is not None:  # the trained model is the average
-            det.model.load_state_dict(t.ema.shadow)
-        for h in hooks:
-            h.after_train(t)
-    except BaseException:
-        if new_run and not (run / "last.pt").exists():
+        with stop_signals():
+            _loop(t, hooks, start_epoch)
+    except BaseException as e:
+        kept = not new_run or (run / "last.pt").exists()
+        if not kept:
             remove_run(run)
+        if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingStopped):
+            raise _stopped(run if kept else None, t.saved_epochs, cfg) from e
         raise
     return run
+
+
+def _loop(t: Trainer, hooks: Sequence[HookBase], start_epoch: int) -> None:
+    with atomic_write(t.run / "config.yaml") as f:
+        yaml.safe_dump(dataclasses.asdict(t.cfg), f, sort_keys=False)
+    for h in hooks:
+        h.before_train(t)
+    for epoch in range(start_epoch, t.cfg.epochs):
+        t.epoch, t.rows, t.metrics = epoch, [], {}
+        for h in hooks:
+            h.before_epoch(t)
+        train_one_epoch(t, hooks)
+        with contextlib.ExitStack() as averaged:
+            if t.ema is not None:  # validated and saved: the average
+                t.train_weights = averaged.enter_context(t.ema.applied(t.det.model))
+            t.metrics = validate(t.det, t.val, t.cfg.batch) if t.val is not None else {}
+            for h in hooks:
+                h.after_epoch(t)
+        t.train_weights = None
+    if t.ema is not None:  # the trained model is the average
+        t.det.model.load_state_dict(t.ema.shadow)
+    for h in hooks:
+        h.after_train(t)
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP stopped training. Still a ``KeyboardInterrupt`` (a caller's ``except
+    KeyboardInterrupt`` keeps working), it says what was kept and the command that goes on from it: the
+    epoch in progress is lost, and a user should not have to guess whether hours of training were too."""
+
+    def __init__(self, kept: str, resume: Path | None, what: str = "training stopped") -> None:
+        self.kept = kept
+        self.resume = resume  # what ``maskwatch train --resume`` takes: a run or a cross-validation folder
+        go_on = f"; continue with: maskwatch train --resume {resume}" if resume else ""
+        super().__init__(f"{what}: {kept}{go_on}")
+
+
+def _stopped(run: Path | None, saved: int, cfg: TrainConfig) -> TrainingStopped:
+    if run is None:
+        return TrainingStopped("nothing was kept, no epoch had finished", None)
+    if saved < cfg.epochs:
+        return TrainingStopped(f"{run} holds {saved} of {cfg.epochs} epochs", run)
+    if classifier_left(cfg, read_checkpoint(run / "last.pt")):
+        return TrainingStopped(f"{run} holds its {saved} epochs; its crop classifier is not trained", run)
+    return TrainingStopped(f"{run} holds its {saved} epochs and is complete", None)
 
 
 def remove_run(run: Path) -> None:

@@ -303,10 +303,7 @@ def _resume_config(cfg: TrainConfig, given: dict[str, Any]) -> TrainConfig:
     state = read_checkpoint(run / "last.pt")
     resumed = resumed_config(state["config"], given, run)
     done = int(state["epoch"]) + 1
-    # a run stopped in its crop-classifier stage (after the last epoch) resumes into that stage, and a
-    # finished run given other classifier settings trains that stage again (its detector unchanged)
-    stage_left = bool(classifier_epochs(resumed)) and not has_classifier(state, resumed.classifier)
-    if resumed.epochs < done or (resumed.epochs == done and not stage_left):
+    if resumed.epochs < done or (resumed.epochs == done and not classifier_left(resumed, state)):
         raise MaskwatchError(
             f"--resume: {run} has already trained {done} of {state['config'].get('epochs')} epoch(s); "
             f"pass --epochs N with N > {done} to train longer"
@@ -345,6 +342,13 @@ def classifier_epochs(cfg: TrainConfig) -> int:
     if cfg.classifier.epochs is not None:
         return cfg.classifier.epochs
     return CLASSIFIER_EPOCHS if cfg.model.arch == "maskface-mnet" else 0
+
+
+def classifier_left(cfg: TrainConfig, state: dict[str, Any]) -> bool:
+    """Whether a run whose detector is trained (``state``: its ``last.pt``) still has its crop-classifier
+    stage to run: one stopped in that stage resumes into it, and a finished run given other classifier
+    settings trains that stage again (its detector unchanged)."""
+    return bool(classifier_epochs(cfg)) and not has_classifier(state, cfg.classifier)
 
 
 def has_classifier(state: dict[str, Any], wanted: ClassifierConfig) -> bool:

@@ -44,6 +44,7 @@ from maskwatch.detections import Detections
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import check_output, is_stream, write_json
 from maskwatch.predict import Predictor, check_imgsz, load_predictor
+from maskwatch.signals import stop_signals
 from maskwatch.video.annotate import Annotator
 from maskwatch.video.sinks import (
     CsvSink,
@@ -300,14 +301,8 @@ class DetectionPipeline:
         log.warning("%s: already finishing the outputs", signal.Signals(signum).name)
 
     def run(self) -> RunSummary:
-        handled = [signal.SIGTERM, signal.SIGHUP] if hasattr(signal, "SIGHUP") else [signal.SIGTERM]
-        main = threading.current_thread() is threading.main_thread()  # only it may install handlers
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled} if main else {}
-        try:
+        with stop_signals(self._on_signal):
             return self._run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def _run(self) -> RunSummary:
         threads = [
