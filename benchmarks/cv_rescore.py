@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from maskwatch.engine.crossval import HEADLINE, format_cv, read_cv, rescore_cv
+from maskwatch.engine.crossval import HEADLINE, format_cv, read_cv, rescore_cv, summarise
 from maskwatch.engine.evaluate import json_safe
 from maskwatch.engine.train_config import CLASSIFIER_EPOCHS, ClassifierConfig
 from maskwatch.io import write_json
@@ -62,6 +62,9 @@ def main() -> None:
         "--no-classifier", action="store_true", help="fold models that have a crop classifier: run without it"
     )
     p.add_argument("--errors", action="store_true", help="where each fold's AP50 goes (as eval --errors)")
+    p.add_argument(
+        "--folds", type=int, nargs="+", metavar="N", help="score only these folds (default: all finished)"
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", help="write the summary here")
     a = p.parse_args()
@@ -82,7 +85,13 @@ def main() -> None:
         )
     t0 = time.process_time()
     summary = rescore_cv(
-        a.cv, tta=a.tta, imgsz=a.imgsz, agnostic=a.agnostic, classifier=classifier, errors=a.errors
+        a.cv,
+        tta=a.tta,
+        imgsz=a.imgsz,
+        agnostic=a.agnostic,
+        classifier=classifier,
+        errors=a.errors,
+        folds=a.folds,
     )
     minutes = (time.process_time() - t0) / 60
     chosen = (
@@ -97,7 +106,8 @@ def main() -> None:
     )
     setting = ", ".join(x for x in chosen if x)
     print(format_cv(summary, f"each fold's held-out part, {setting or 'as trained'}"))
-    before = read_cv(a.cv)  # the CV as trained, over the same finished folds
+    scored = {r["fold"] for r in summary["folds"]}
+    before = summarise([r for r in read_cv(a.cv)["folds"] if r["fold"] in scored])  # as trained, same folds
     for name, now, was in [("held-out folds", summary, before)] + [
         (n, summary["sources"][n], before["sources"][n]) for n in summary.get("sources", {})
     ]:

@@ -191,6 +191,10 @@ def test_cross_validation_end_to_end(base: Path, tmp_path: Path, capsys: pytest.
     retrained = rescore_cv(cv, classifier=ClassifierConfig(epochs=1, size=48))  # trained per fold again
     assert retrained["classifier"]["size"] == 48
     assert [r["AP"] for r in retrained["folds"]] == [r["AP"] for r in summary["folds"]], "not deterministic"
+    third = rescore_cv(cv, classifier=ClassifierConfig(epochs=1, size=48), folds=[3])  # one fold alone
+    assert [r["fold"] for r in third["folds"]] == [3] and third["folds"][0] == retrained["folds"][2]
+    with pytest.raises(MaskwatchError, match=r"folds \[4\] asked, finished folds are \[1, 2, 3\]"):
+        rescore_cv(cv, folds=[4])
     tta = rescore_cv(cv, tta=True)
     assert tta["tta"] is True
     assert [r["images"] for r in tta["folds"]] == [r["images"] for r in summary["folds"]]

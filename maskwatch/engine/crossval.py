@@ -158,6 +158,7 @@ def rescore_cv(
     agnostic: bool = False,
     classifier: bool | ClassifierConfig = True,
     errors: bool = False,
+    folds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """A CV run's finished fold models (``foldN/last.pt``) scored again on the same held-out parts with
     settings that need no detector retraining (test-time augmentation, another input size, a crop
@@ -166,7 +167,8 @@ def rescore_cv(
 
     ``classifier``: True runs the fold models' own crop classifiers (if they have them), False none, a
     :class:`ClassifierConfig` trains one per fold on that fold's training images (the detector's) first.
-    ``errors`` adds where each fold's AP50 goes (:mod:`maskwatch.engine.errors`) and its mean.
+    ``errors`` adds where each fold's AP50 goes (:mod:`maskwatch.engine.errors`) and its mean. ``folds``
+    (1-based) scores only those, e.g. the one a resumed CV just finished (default: every finished fold).
     """
     cv_dir = Path(cv_dir)
     done = read_cv(cv_dir)
@@ -175,15 +177,22 @@ def rescore_cv(
     cfg = config_from_dict(done["config"])
     ds, extras, classes = load_sources(cfg)
     sources = held_out_sources(cfg)
+    finished = [r["fold"] for r in done["folds"]]
+    chosen = finished if folds is None else sorted(set(folds))
+    if not chosen or not set(chosen) <= set(finished):
+        raise MaskwatchError(f"{cv_dir}: folds {list(chosen)} asked, finished folds are {finished}")
     rows: list[dict[str, Any]] = []
-    folds = done["fold_images"]
-    for i, held in enumerate(folds[: len(done["folds"])]):  # the finished folds
+    fold_images = done["fold_images"]
+    for i in (n - 1 for n in chosen):
+        held = fold_images[i]
         det = load_detector(cv_dir / f"fold{i + 1}" / "last.pt", cfg.device)
         det.imgsz = imgsz or det.imgsz
         if isinstance(classifier, ClassifierConfig):
             from maskwatch.engine.classifier import train_classifier_on
 
-            train_ds = with_extras(ds.subset([s for j, f in enumerate(folds) if j != i for s in f]), extras)
+            train_ds = with_extras(
+                ds.subset([s for j, f in enumerate(fold_images) if j != i for s in f]), extras
+            )
             det.classifier = train_classifier_on(
                 train_ds,
                 classes,
@@ -194,7 +203,7 @@ def rescore_cv(
                 device=det.device,
                 desc=f"fold{i + 1} classifier",
             )
-        log.info("fold %d/%d: %d held-out images", i + 1, len(folds), len(held))
+        log.info("fold %d/%d: %d held-out images", i + 1, len(fold_images), len(held))
         use = classifier is not False
         metrics = validate(det, ds.subset(held), cfg.batch, tta, agnostic, use, errors)
         row = fold_row(i + 1, len(held), metrics)
@@ -205,7 +214,7 @@ def rescore_cv(
     extra: dict[str, Any] = {"tta": tta, "imgsz": imgsz, "agnostic": agnostic}
     if isinstance(classifier, ClassifierConfig):
         extra["classifier"] = dataclasses.asdict(classifier)
-    return {**summary, "fold_images": folds, **extra}
+    return {**summary, "fold_images": fold_images, **extra}
 
 
 def cross_validate(
