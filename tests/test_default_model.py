@@ -12,7 +12,9 @@ from torchvision.ops import box_iou
 from maskwatch.data.classmap import apply_merge
 from maskwatch.data.formats import load_dataset
 from maskwatch.data.split import read_split_file
+from maskwatch.engine.train_config import config_from_dict, has_classifier
 from maskwatch.io import load_image
+from maskwatch.models.base import read_checkpoint
 from maskwatch.models.registry import DEFAULT_MODEL, load_detector, packaged_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +27,16 @@ def test_default_weights_are_packaged_and_small() -> None:
     assert path.stat().st_size < 5 * 1024 * 1024
     det = load_detector()
     assert det.arch == "maskface-mnet" and det.class_names == ("with_mask", "no_mask")
+
+
+def test_the_packaged_classifier_was_trained_with_the_recipes_settings() -> None:
+    """The shipped crop classifier matches configs/maskface-mnet-kilc.yaml's classifier section: a recipe
+    decision that was not shipped (or weights shipped from another recipe) fails here, not in a user's
+    reproduction."""
+    import yaml
+
+    recipe = config_from_dict(yaml.safe_load((ROOT / "configs" / "maskface-mnet-kilc.yaml").read_text()))
+    assert has_classifier(read_checkpoint(packaged_weights(DEFAULT_MODEL)), recipe.classifier)
 
 
 def test_default_model_finds_faces_with_the_right_class(kaggle: Path) -> None:
