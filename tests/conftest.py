@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KAGGLE_MERGE = "without_mask,mask_weared_incorrect=no_mask"  # the README's --merge for the Kaggle set
+# for `python -m maskwatch` in a subprocess: this checkout's package, installed or not
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture(scope="session")

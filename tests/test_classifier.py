@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from maskwatch.models.crops import (
 from maskwatch.models.registry import load_detector
 from maskwatch.predict import load_predictor
 from maskwatch.predict.classify import ClassifiedPredictor
-from tests.conftest import KAGGLE_MERGE
+from tests.conftest import KAGGLE_MERGE, SUBPROCESS_ENV
 from tests.synth import CLASSES, make_image, make_voc_dataset
 
 NAMES = ("with_mask", "no_mask")
@@ -429,8 +428,9 @@ def test_a_stop_signal_in_the_classifier_stage_offers_to_resume_it(two_stage: Pa
     for name in ("config.yaml", "best.pt", "last.pt"):
         (run / name).write_bytes((two_stage / name).read_bytes())
     cmd = [sys.executable, "-m", "maskwatch", "train", "--resume", str(run), "classifier.epochs=500"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stderr is not None
     for line in proc.stderr:  # until the stage starts (or the command ends, which the asserts report)
         if "training the crop classifier" in line:

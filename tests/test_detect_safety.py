@@ -28,7 +28,7 @@ import pytest
 
 from maskwatch.cli import main
 from maskwatch.io import OUTPUT_MARKER
-from tests.conftest import ROOT
+from tests.conftest import SUBPROCESS_ENV
 from tests.media import read_jsonl, read_video
 
 FAST = ["--backend", "torch", "--imgsz", "160"]
@@ -171,16 +171,15 @@ def _detect_cmd(dev_model: Path, source: Path, *extra: str) -> list[str]:
     ]
 
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
 @pytest.mark.slow
 def test_jsonl_to_stdout_streams_and_survives_head(dev_model: Path, videos: Path, tmp_path: Path) -> None:
     """``--jsonl -`` writes clean JSONL on stdout (the report goes to stderr), line by line: a reader that
     takes one line and leaves (``| head -1``) ends the run quietly, long before the clip's end."""
     clip = videos / "group-mask-960x506.mp4"
     cmd = _detect_cmd(dev_model, clip, "--jsonl", "-")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None
     first = json.loads(proc.stdout.readline())
     assert first["frame"] == 0 and isinstance(first["detections"], list)
@@ -191,7 +190,7 @@ def test_jsonl_to_stdout_streams_and_survives_head(dev_model: Path, videos: Path
     assert not list(tmp_path.iterdir()), "no file named '-' nor anything else"
 
     out = subprocess.run(_detect_cmd(dev_model, clip, "--jsonl", "-", "--max-frames", "5"), cwd=tmp_path,
-                         env=ENV, capture_output=True, timeout=120)  # fmt: skip
+                         env=SUBPROCESS_ENV, capture_output=True, timeout=120)  # fmt: skip
     assert out.returncode == 0
     lines = [json.loads(line) for line in out.stdout.decode().splitlines()]
     assert [r["frame"] for r in lines] == list(range(5)), "stdout carries the JSONL and nothing else"
@@ -228,7 +227,7 @@ def test_link_to_a_device_stays_a_link(device: str, dev_model: Path, imgs: Path,
     replaced (tested through a link of our own, so a regression cannot break this machine's /dev)."""
     link = tmp_path / "out.jsonl"
     link.symlink_to(device)
-    out = subprocess.run(_detect_cmd(dev_model, imgs, "--jsonl", str(link)), cwd=tmp_path, env=ENV,
+    out = subprocess.run(_detect_cmd(dev_model, imgs, "--jsonl", str(link)), cwd=tmp_path, env=SUBPROCESS_ENV,
                          capture_output=True, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr.decode()
     assert link.is_symlink() and os.readlink(link) == device
@@ -258,7 +257,7 @@ def test_stop_signals_finalise_outputs(
     out, jsonl, table, report = (tmp_path / n for n in ("out.mp4", "d.jsonl", "d.csv", "s.json"))
     cmd = _detect_cmd(dev_model, clip, "--output", str(out), "--jsonl", str(jsonl))
     cmd += ["--csv", str(table), "--summary", str(report)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=SUBPROCESS_ENV, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until frames are being written
         tmp = list(tmp_path.glob(".d.jsonl.*.tmp"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from maskwatch.engine.sampler import epoch_indices, repeat_factors
 from maskwatch.engine.train import HookBase, Trainer, TrainingStopped, make_config, train
 from maskwatch.errors import MaskwatchError
 from maskwatch.models.registry import load_detector
+from tests.conftest import SUBPROCESS_ENV
 from tests.synth import make_voc_dataset
 
 
@@ -330,8 +330,9 @@ def test_a_stop_signal_keeps_the_last_epoch_and_says_how_to_go_on(
     cmd = [sys.executable, "-m", "maskwatch", "train", "--data", str(root), "--split", str(split)]
     cmd += ["--classes", "with_mask,no_mask", "--epochs", "60", "--batch", "2", "--imgsz", "128"]
     cmd += ["--out", str(tmp_path), "--name", "t", "augment.crop=96", "max_steps_per_epoch=2"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     run, deadline = tmp_path / "t1", time.monotonic() + 120
     while not (run / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -502,13 +502,12 @@ def train(
         shadow = state["state_dict"] if state is not None and "train_state_dict" in state else None
         t.ema = ModelEMA(det.model, cfg.ema, updates=t.step, shadow=shadow)
     hooks = [*default_hooks(on_epoch_end), *hooks]
-    new_run = state is None
     run.mkdir(parents=True, exist_ok=True)
     try:
         with stop_signals():
             _loop(t, hooks, start_epoch)
     except BaseException as e:
-        kept = not new_run or (run / "last.pt").exists()
+        kept = t.saved_epochs > 0  # last.pt exists: written this run, or the one resumed
         if not kept:
             remove_run(run)
         if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingStopped):
